@@ -1,0 +1,49 @@
+"""The context of the call being handled (server side) or made (client side).
+
+It is greenlet-local, and therefore also thread-local: every connection's
+greenlet sees its own client, sequence number and annotations.
+"""
+
+import gevent.local
+
+from . import errors
+
+
+class _CallContext(gevent.local.local):
+    """Per-greenlet state of the current call."""
+
+    def __init__(self):
+        self.client = None
+        self.client_sock_addr = None
+        self.seq = 0
+        self.msg_flags = 0
+        self.serializer_id = 0
+        self.annotations = {}
+        self.response_annotations = {}
+        self.correlation_id = None
+
+    def to_global(self):
+        """The values as a dict, to carry them into another greenlet or thread."""
+        return {name: getattr(self, name) for name in (
+            "client", "client_sock_addr", "seq", "msg_flags", "serializer_id",
+            "annotations", "response_annotations", "correlation_id")}
+
+    def from_global(self, values):
+        """Restore values captured with ``to_global``."""
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def track_resource(self, resource):
+        """Tie a resource to the current connection: it is closed when the client disconnects."""
+        if self.client is None:
+            raise errors.PyroError("cannot track resource on a connectionless call")
+        self.client.tracked_resources.add(resource)
+
+    def untrack_resource(self, resource):
+        """Stop tracking a resource for the current connection."""
+        if self.client is None:
+            raise errors.PyroError("cannot untrack resource on a connectionless call")
+        self.client.tracked_resources.discard(resource)
+
+
+current_context = _CallContext()

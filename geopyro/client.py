@@ -1,0 +1,678 @@
+"""The client side: Proxy, BatchProxy, streamed results, SerializedBlob and async futures.
+
+A Proxy connects lazily on first use, does the CONNECT handshake (which also
+brings the object's metadata: methods, oneway methods, attributes) and then
+sends INVOKE messages. It is owned by the greenlet that made it; another
+greenlet or thread must call ``_pyroClaimOwnership()`` first, as in Pyro5.
+"""
+
+import contextlib
+import logging
+import marshal
+import sys
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.monkey
+from greenlet import getcurrent
+
+from . import config, core, errors, protocol, serializers, socketutil
+from .callcontext import current_context
+
+__all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
+
+log = logging.getLogger("geopyro.client")
+
+
+class Proxy:
+    """A stand-in for a remote object: attribute access and calls go over the wire.
+
+    ``Proxy(uri)`` with a PYRO, PYRONAME or PYROMETA uri (str or URI), or
+    ``Proxy(object_id, connected_socket=sock)`` over an already-connected socket.
+    """
+
+    _pyro_attribute_names = frozenset([
+        "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
+        "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroLocalSocket",
+        "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_pyroAsyncMode",
+        "_Proxy__timeout", "_Proxy__owner", "_Proxy__owner_thread", "_Proxy__lock",
+    ])
+
+    def __init__(self, uri, connected_socket=None):
+        if connected_socket is not None:
+            uri = core.URI("PYRO:%s@<<connected-socket>>:0" % uri)
+        if isinstance(uri, str):
+            uri = core.URI(uri)
+        elif not isinstance(uri, core.URI):
+            raise TypeError("expected a Pyro URI (str or URI), not %s" % type(uri).__name__)
+        self._pyroUri = uri
+        self._pyroConnection = None
+        self._pyroSerializer = None
+        self._pyroMethods = set()
+        self._pyroAttrs = set()
+        self._pyroOneway = set()
+        self._pyroSeq = 0
+        self._pyroRawWireResponse = False
+        self._pyroHandshake = "hello"
+        self._pyroMaxRetries = config.MAX_RETRIES
+        self._pyroLocalSocket = None
+        self._pyroAsyncMode = False
+        self.__timeout = config.COMMTIMEOUT or None
+        self.__owner = getcurrent()
+        self.__owner_thread = _os_thread_id()
+        self.__lock = gevent.lock.RLock()
+        current_context.response_annotations = {}
+        if connected_socket is not None:
+            self.__connect(False, socketutil.to_gevent_socket(connected_socket))
+
+    # --- attribute access becomes remote access ---
+
+    def __getattr__(self, name):
+        if name in Proxy._pyro_attribute_names:
+            raise AttributeError(name)
+        if not self._pyroMethods and not self._pyroAttrs:
+            self._pyroGetMetadata()
+        if name in self._pyroAttrs:
+            return self._pyroInvoke("__getattr__", (name,), None)
+        if name not in self._pyroMethods:
+            raise AttributeError("remote object '%s' has no exposed attribute or method '%s'" % (self._pyroUri, name))
+        if self._pyroAsyncMode:
+            return _AsyncRemoteMethod(self, name, self._pyroMaxRetries)
+        return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+
+    def __setattr__(self, name, value):
+        if name in Proxy._pyro_attribute_names:
+            return object.__setattr__(self, name, value)
+        if not self._pyroMethods and not self._pyroAttrs:
+            self._pyroGetMetadata()
+        if name in self._pyroAttrs:
+            return self._pyroInvoke("__setattr__", (name, value), None)
+        raise AttributeError("remote object '%s' has no exposed attribute '%s'" % (self._pyroUri, name))
+
+    def __repr__(self):
+        state = ("connected " + self._pyroConnection.family()) if self._pyroConnection else "not connected"
+        return "<%s.%s at 0x%x; %s; for %s>" % (type(self).__module__, type(self).__name__, id(self), state,
+                                                self._pyroUri)
+
+    def __dir__(self):
+        names = set(dir(type(self))) | set(self.__dict__)
+        return sorted(names | self._pyroMethods | self._pyroAttrs)
+
+    # special methods are looked up on the type, so forward the common ones explicitly
+    def __bool__(self):
+        return True
+
+    def __len__(self):
+        return self.__getattr__("__len__")()
+
+    def __getitem__(self, index):
+        return self.__getattr__("__getitem__")(index)
+
+    def __setitem__(self, index, value):
+        return self.__getattr__("__setitem__")(index, value)
+
+    def __delitem__(self, index):
+        return self.__getattr__("__delitem__")(index)
+
+    def __contains__(self, item):
+        return self.__getattr__("__contains__")(item)
+
+    def __iter__(self):
+        try:
+            iterator = self.__getattr__("__iter__")()
+        except AttributeError:
+            return _indexed_iteration(self)
+        return iter(iterator)
+
+    # --- copying, pickling-free serialization, context manager ---
+
+    def __getstate__(self):
+        return (str(self._pyroUri), tuple(self._pyroOneway), tuple(self._pyroMethods), tuple(self._pyroAttrs),
+                self._pyroHandshake, self._pyroSerializer)
+
+    def __setstate__(self, state):
+        uri, oneway, methods, attrs, handshake, serializer = state
+        self._pyroUri = core.URI(uri)
+        self._pyroOneway = set(oneway)
+        self._pyroMethods = set(methods)
+        self._pyroAttrs = set(attrs)
+        self._pyroHandshake = handshake
+        self._pyroSerializer = serializer
+        self.__timeout = config.COMMTIMEOUT or None
+        self._pyroMaxRetries = config.MAX_RETRIES
+        self._pyroConnection = None
+        self._pyroLocalSocket = None
+        self._pyroSeq = 0
+        self._pyroRawWireResponse = False
+        self._pyroAsyncMode = False
+        self.__owner = getcurrent()
+        self.__owner_thread = _os_thread_id()
+        self.__lock = gevent.lock.RLock()
+
+    def __copy__(self):
+        other = object.__new__(type(self))
+        other.__setstate__(self.__getstate__())
+        other._pyroTimeout = self._pyroTimeout
+        other._pyroRawWireResponse = self._pyroRawWireResponse
+        other._pyroMaxRetries = self._pyroMaxRetries
+        other._pyroAsyncMode = self._pyroAsyncMode
+        return other
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self._pyroRelease()
+
+    def __eq__(self, other):
+        return other is self or (isinstance(other, Proxy) and other._pyroUri == self._pyroUri)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self._pyroUri)
+
+    def __del__(self):
+        connection = self.__dict__.get("_pyroConnection")
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    # --- the Pyro API of a proxy ---
+
+    def _pyroRelease(self):
+        """Close the connection to the daemon; the next call reconnects."""
+        self.__check_owner()
+        if self._pyroConnection is not None:
+            self._pyroConnection.close()
+            self._pyroConnection = None
+            self._pyroLocalSocket = None
+            log.debug("connection released: %s", self._pyroUri)
+
+    def _pyroBind(self):
+        """Connect now, and replace a PYRONAME/PYROMETA uri by the PYRO uri it resolved to."""
+        return self.__connect(True)
+
+    def _pyroReconnect(self, tries=100000000):
+        """Release the connection and try to connect again, up to ``tries`` times (2 s apart)."""
+        self._pyroRelease()
+        while tries:
+            try:
+                self.__connect(False)
+                return
+            except errors.CommunicationError:
+                tries -= 1
+                if tries:
+                    gevent.sleep(2)
+        log.error("failed to reconnect to %s", self._pyroUri)
+        raise errors.ConnectionClosedError("failed to reconnect to %s" % self._pyroUri)
+
+    def _pyroValidateHandshake(self, response):
+        """Override to check the daemon's handshake response; raise to refuse the connection."""
+
+    def _pyroClaimOwnership(self):
+        """Let the current greenlet or thread use this proxy (the connection stays open)."""
+        self.__owner = getcurrent()
+        thread = _os_thread_id()
+        if thread != self.__owner_thread:
+            self.__owner_thread = thread
+            if self._pyroConnection is not None:
+                # gevent sockets belong to the hub of the thread that made them
+                self._pyroConnection.sock = socketutil.rewrap_for_this_thread(self._pyroConnection.sock)
+
+    def _pyroGetMetadata(self, objectId=None, known_metadata=None):
+        """Fetch (or set) the object's metadata: exposed methods, oneway methods and attributes."""
+        objectId = objectId or self._pyroUri.object
+        if known_metadata is not None:
+            self.__process_metadata(known_metadata)
+            return
+        if self._pyroConnection is None:
+            self.__connect(False)
+            if self._pyroMethods or self._pyroAttrs:
+                return  # the handshake brought the metadata
+        self.__process_metadata(self._pyroInvoke("get_metadata", [objectId], {}, objectId=core.DAEMON_NAME))
+
+    def _pyroBatch(self):
+        """A BatchProxy that queues calls and sends them in one message."""
+        return BatchProxy(self)
+
+    def _pyroAsync(self, asynchronous=True):
+        """Switch this proxy to asynchronous calls that return a Future (or back to normal calls)."""
+        self._pyroAsyncMode = bool(asynchronous)
+
+    def _pyroAnnotations(self):
+        """Override to add annotations to every request (or set current_context.annotations)."""
+        return {}
+
+    def _pyroResponseAnnotations(self, annotations, msgtype):
+        """Override to inspect the annotations of every response."""
+
+    def _pyroInvokeBatch(self, calls, oneway=False):
+        flags = protocol.FLAGS_BATCH | (protocol.FLAGS_ONEWAY if oneway else 0)
+        return self._pyroInvoke("<batch>", calls, None, flags)
+
+    @property
+    def _pyroTimeout(self):
+        """Seconds a call may take before TimeoutError (None: no limit)."""
+        return self.__timeout
+
+    @_pyroTimeout.setter
+    def _pyroTimeout(self, timeout):
+        self.__timeout = timeout
+        if self._pyroConnection is not None:
+            self._pyroConnection.timeout = timeout
+
+    # --- the conversation ---
+
+    def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
+        """Send one INVOKE and (unless oneway) wait for and return its result."""
+        self.__check_owner()
+        with self.__lock:
+            return self.__invoke(methodname, vargs, kwargs, flags, objectId)
+
+    def __invoke(self, methodname, vargs, kwargs, flags, objectId):
+        current_context.response_annotations = {}
+        if self._pyroConnection is None:
+            self.__connect(False)
+        serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
+        objectId = objectId or self._pyroConnection.objectId
+        annotations = self.__request_annotations()
+        if vargs and isinstance(vargs[0], SerializedBlob):
+            annotations = dict(annotations)
+            data, flags = _serialize_blob_call(vargs, kwargs, annotations, flags, objectId, methodname, serializer)
+        else:
+            data = serializer.dumpsCall(objectId, methodname, vargs, kwargs or {})
+        if methodname in self._pyroOneway:
+            flags |= protocol.FLAGS_ONEWAY
+        self._pyroSeq = (self._pyroSeq + 1) & 0xFFFF
+        corr_id = current_context.correlation_id
+        message = protocol.encode(protocol.MSG_INVOKE, flags, self._pyroSeq, serializer.serializer_id, data,
+                                  annotations, corr_id.bytes if corr_id else None, config.COMPRESSION,
+                                  config.MAX_MESSAGE_SIZE)
+        connection = self._pyroConnection
+        try:
+            connection.send(message)
+            del message, data
+            if flags & protocol.FLAGS_ONEWAY:
+                return None
+            msg = connection.recv_message(config.MAX_MESSAGE_SIZE, (protocol.MSG_RESULT,))
+        except (errors.CommunicationError, KeyboardInterrupt, gevent.GreenletExit):
+            # the stream is now out of step; a fresh connection is the only safe way on
+            self._pyroRelease()
+            raise
+        if msg.seq != self._pyroSeq:
+            self._pyroRelease()
+            raise errors.ProtocolError("invoke: reply sequence out of sync, got %d expected %d"
+                                       % (msg.seq, self._pyroSeq))
+        if msg.serializer_id != serializer.serializer_id:
+            self._pyroRelease()
+            raise errors.SerializeError("invalid serializer in response: %d" % msg.serializer_id)
+        if msg.annotations:
+            current_context.response_annotations = msg.annotations
+            self._pyroResponseAnnotations(msg.annotations, msg.type)
+        if self._pyroRawWireResponse:
+            return msg
+        result = serializer.loads(msg.data)
+        if msg.flags & protocol.FLAGS_ITEMSTREAMRESULT:
+            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
+            if not stream_id:
+                raise errors.ProtocolError("result of call is an iterator, but the server is not configured "
+                                           "to allow streaming")
+            return _StreamResultIterator(stream_id, self)
+        if msg.flags & protocol.FLAGS_EXCEPTION:
+            if not isinstance(result, BaseException):
+                raise errors.ProtocolError("server sent an exception response that is not an exception: %r"
+                                           % (result,))
+            try:
+                raise result  # the remote traceback is in result._pyroTraceback
+            finally:
+                del result
+        return result
+
+    def __request_annotations(self):
+        annotations = current_context.annotations
+        extra = self._pyroAnnotations()
+        if extra:
+            annotations = dict(annotations, **extra)
+        return annotations
+
+    def __connect(self, replace_uri, connected_socket=None):
+        """Connect and handshake unless connected; return True if a new connection was made."""
+        self.__check_owner()
+        if self._pyroConnection is not None:
+            return False
+        if connected_socket is not None:
+            uri = self._pyroUri
+            self._pyroConnection = socketutil.SocketConnection(connected_socket, uri.object, keep_open=True)
+            self._pyroLocalSocket = connected_socket.getsockname()
+        else:
+            uri = core.resolve(self._pyroUri)
+            self.__handshake(uri, replace_uri)
+        if not self._pyroMethods and not self._pyroAttrs:
+            self._pyroGetMetadata(uri.object)
+        return True
+
+    def __handshake(self, uri, replace_uri):
+        location = uri.sockname or (uri.host, uri.port)
+        context = None
+        if config.SSL:
+            context = socketutil.get_ssl_context(clientcert=config.SSL_CLIENTCERT, clientkey=config.SSL_CLIENTKEY,
+                                                 keypassword=config.SSL_CLIENTKEYPASSWD,
+                                                 cacerts=config.SSL_CACERTS)
+        connection = None
+        try:
+            sock = socketutil.create_socket(connect=location, reuseaddr=config.SOCK_REUSE, timeout=self.__timeout,
+                                            nodelay=config.SOCK_NODELAY, sslContext=context)
+            connection = socketutil.SocketConnection(sock, uri.object)
+            serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
+            payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
+            corr_id = current_context.correlation_id
+            connection.send(protocol.encode(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
+                                            payload, self.__request_annotations(),
+                                            corr_id.bytes if corr_id else None, config.COMPRESSION,
+                                            config.MAX_MESSAGE_SIZE))
+            msg = connection.recv_message(config.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL))
+        except Exception as exc:
+            if connection is not None:
+                connection.close()
+            log.debug("cannot connect to %s: %s", location, exc)
+            if isinstance(exc, errors.CommunicationError):
+                raise
+            raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc
+        response = "?"
+        if msg.data:
+            try:
+                response = serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
+            except errors.PyroError:
+                connection.close()
+                raise
+        if msg.type == protocol.MSG_CONNECTFAIL:
+            connection.close()
+            raise errors.CommunicationError("connection to %s rejected: %s" % (_location_str(location), response))
+        try:
+            self.__process_metadata(response["meta"])
+            handshake_response = response["handshake"]
+        except (TypeError, KeyError, errors.PyroError):
+            connection.close()
+            raise
+        self._pyroConnection = connection
+        self._pyroLocalSocket = connection.sock.getsockname()
+        if replace_uri:
+            self._pyroUri = uri
+        if msg.annotations:
+            current_context.response_annotations = msg.annotations
+            self._pyroResponseAnnotations(msg.annotations, msg.type)
+        try:
+            self._pyroValidateHandshake(handshake_response)
+        except Exception:
+            self._pyroRelease()
+            raise
+        log.debug("connected to %s (%s)", self._pyroUri, "TLS" if context else "plain")
+
+    def __process_metadata(self, metadata):
+        if not metadata:
+            return
+        self._pyroOneway = set(metadata["oneway"])
+        self._pyroMethods = set(metadata["methods"])
+        self._pyroAttrs = set(metadata["attrs"])
+        if not self._pyroMethods and not self._pyroAttrs:
+            raise errors.PyroError("remote object '%s' doesn't expose any methods or attributes. "
+                                   "Did you forget setting @expose on them?" % self._pyroUri)
+
+    def __check_owner(self):
+        if getcurrent() is not self.__owner:
+            raise errors.PyroError("the calling thread is not the owner of this proxy, create a new proxy in this "
+                                   "thread or transfer ownership.")
+
+
+_os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
+
+
+def _location_str(location):
+    return location if isinstance(location, str) else "%s:%s" % location[:2]
+
+
+def _indexed_iteration(proxy):
+    index = 0
+    while True:
+        try:
+            yield proxy[index]
+        except (StopIteration, IndexError):
+            return
+        index += 1
+
+
+class _RemoteMethod:
+    """A remote method, bound to a proxy; calling it retries on lost connections as MAX_RETRIES says."""
+
+    __slots__ = ("_send", "_name", "_retries")
+
+    def __init__(self, send, name, max_retries):
+        self._send = send
+        self._name = name
+        self._retries = max_retries
+
+    def __getattr__(self, name):
+        return _RemoteMethod(self._send, "%s.%s" % (self._name, name), self._retries)
+
+    def __call__(self, *args, **kwargs):
+        for attempt in range(self._retries + 1):
+            try:
+                return self._send(self._name, args, kwargs)
+            except (errors.ConnectionClosedError, errors.TimeoutError):
+                if attempt >= self._retries:
+                    raise
+
+
+class _StreamResultIterator:
+    """The client end of a remote iterator or generator: items are fetched one call at a time."""
+
+    def __init__(self, stream_id, proxy):
+        self.streamId = stream_id
+        self.proxy = proxy
+        self.pyroseq = proxy._pyroSeq
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.proxy is None:
+            raise StopIteration
+        if self.proxy._pyroConnection is None:
+            raise errors.ConnectionClosedError("the proxy for this stream result has been closed")
+        self.pyroseq += 1
+        try:
+            return self.proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=core.DAEMON_NAME)
+        except (StopIteration, GeneratorExit):
+            self.proxy = None  # the server already dropped its end
+            raise
+
+    def close(self):
+        """Tell the server to drop the stream (done automatically when this iterator is collected)."""
+        proxy, self.proxy = self.proxy, None
+        if proxy is None or proxy._pyroConnection is None:
+            return
+        if self.pyroseq == proxy._pyroSeq:
+            proxy._pyroInvoke("close_stream", [self.streamId], {}, flags=protocol.FLAGS_ONEWAY,
+                              objectId=core.DAEMON_NAME)
+        else:
+            with contextlib.suppress(errors.CommunicationError), proxy.__copy__() as closer:
+                closer._pyroInvoke("close_stream", [self.streamId], {}, flags=protocol.FLAGS_ONEWAY,
+                                   objectId=core.DAEMON_NAME)
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class _BatchedRemoteMethod:
+    __slots__ = ("_calls", "_name")
+
+    def __init__(self, calls, name):
+        self._calls = calls
+        self._name = name
+
+    def __getattr__(self, name):
+        return _BatchedRemoteMethod(self._calls, "%s.%s" % (self._name, name))
+
+    def __call__(self, *args, **kwargs):
+        self._calls.append((self._name, args, kwargs))
+
+
+class BatchProxy:
+    """Queues calls on a proxy and sends them all in one message when called.
+
+    Calling it returns a generator over the results in order (a remote
+    exception is raised when its turn comes); ``oneway=True`` returns nothing;
+    ``asynchronous=True`` returns a Future of that generator.
+    """
+
+    def __init__(self, proxy):
+        self.__proxy = proxy
+        self.__calls = []
+
+    def __getattr__(self, name):
+        return _BatchedRemoteMethod(self.__calls, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+    def __copy__(self):
+        other = type(self)(self.__proxy)
+        other.__calls = list(self.__calls)
+        return other
+
+    @staticmethod
+    def __results(results):
+        for result in results:
+            if isinstance(result, core._ExceptionWrapper):
+                result.raiseIt()
+            else:
+                yield result
+
+    def __call__(self, oneway=False, asynchronous=False):
+        calls, self.__calls = self.__calls, []
+        proxy = self.__proxy
+        if asynchronous:
+            return Future(lambda: self.__results(_claimed(proxy)._pyroInvokeBatch(calls, oneway)) if not oneway
+                          else _claimed(proxy)._pyroInvokeBatch(calls, True))
+        proxy._pyroClaimOwnership()
+        results = proxy._pyroInvokeBatch(calls, oneway)
+        if not oneway:
+            return self.__results(results)
+
+    def _pyroInvoke(self, name, args, kwargs):
+        calls, self.__calls = self.__calls, []
+        return self.__results(self.__proxy._pyroInvokeBatch(calls))
+
+
+def _claimed(proxy):
+    proxy._pyroClaimOwnership()
+    return proxy
+
+
+class Future:
+    """The result of an asynchronous call, computed in its own greenlet.
+
+    ``value`` waits for and returns the result (or raises the remote error),
+    ``ready`` says whether it is there, ``wait(timeout)`` waits and says,
+    ``then(fn)`` returns a new Future of ``fn(value)``.
+    """
+
+    def __init__(self, func, *args, **kwargs):
+        self._result = gevent.event.AsyncResult()
+        self._greenlet = gevent.spawn(self._run, func, args, kwargs)
+
+    def _run(self, func, args, kwargs):
+        try:
+            self._result.set(func(*args, **kwargs))
+        except BaseException as exc:  # delivered to whoever reads .value
+            self._result.set_exception(exc, sys.exc_info())
+
+    @property
+    def ready(self):
+        return self._result.ready()
+
+    def wait(self, timeout=None):
+        """Wait up to ``timeout`` seconds; True if the result is there."""
+        self._result.wait(timeout)
+        return self._result.ready()
+
+    @property
+    def value(self):
+        return self._result.get()
+
+    def then(self, func, *args, **kwargs):
+        """A new Future of ``func(value, *args, **kwargs)``, run once this one is done."""
+        return Future(lambda: func(self.value, *args, **kwargs))
+
+    def iferror(self, handler):
+        """A new Future whose failure is passed to ``handler(exception)`` (its return becomes the value)."""
+        def guarded():
+            try:
+                return self.value
+            except Exception as exc:
+                return handler(exc)
+        return Future(guarded)
+
+    def __repr__(self):
+        return "<geopyro.client.Future %s>" % ("ready" if self.ready else "pending")
+
+
+class _AsyncRemoteMethod:
+    """A remote method of a proxy in async mode: calling it returns a Future."""
+
+    __slots__ = ("_proxy", "_name", "_retries")
+
+    def __init__(self, proxy, name, max_retries):
+        self._proxy = proxy
+        self._name = name
+        self._retries = max_retries
+
+    def __call__(self, *args, **kwargs):
+        proxy, name = self._proxy, self._name
+        return Future(lambda: _RemoteMethod(_claimed(proxy)._pyroInvoke, name, self._retries)(*args, **kwargs))
+
+
+class SerializedBlob:
+    """Data that passes through a gateway still serialized, deserialized only where it is used.
+
+    Pass it as the only argument of a remote call. ``info`` is a small
+    marshallable description; ``data`` is what you would otherwise have passed.
+    """
+
+    def __init__(self, info, data, is_blob=False):
+        if is_blob and not isinstance(data, protocol.Message):
+            raise TypeError("data should be a protocol message object if is_blob is true")
+        self.info = info
+        self._data = data
+        self._contains_blob = is_blob
+
+    def deserialized(self):
+        """The original data, deserialized now if it arrived as a blob."""
+        if not self._contains_blob:
+            return self._data
+        message = self._data
+        call = serializers.get_serializer_by_id(message.serializer_id).loads(message.data)
+        if isinstance(call, dict):  # json encodes the call as an object
+            return call.get("params")
+        return call[2]
+
+
+def _serialize_blob_call(vargs, kwargs, annotations, flags, object_id, methodname, serializer):
+    if len(vargs) > 1 or kwargs:
+        raise errors.SerializeError("if SerializedBlob is used, it must be the only argument")
+    blob = vargs[0]
+    annotations["BLBI"] = marshal.dumps((blob.info, object_id, methodname))
+    flags |= protocol.FLAGS_KEEPSERIALIZED
+    if blob._contains_blob:
+        return bytes(blob._data.data), flags
+    return serializer.dumpsCall(object_id, methodname, blob._data, kwargs or {}), flags
+
+
+serializers.register_wire_class(Proxy, "Pyro5.client.Proxy")

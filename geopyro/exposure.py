@@ -1,0 +1,207 @@
+"""Which members of a class can be reached remotely, and how the decorators mark them.
+
+The rules (secure by default): nothing is reachable unless exposed; names
+starting with an underscore are private and never reachable, except dunder
+names such as ``__len__`` when exposed, and never the dunders in
+``NEVER_REMOTED``, which the proxy machinery itself depends on.
+"""
+
+import inspect
+import logging
+
+from . import errors
+
+log = logging.getLogger("geopyro.exposure")
+
+NEVER_REMOTED = frozenset([
+    "__init__", "__init_subclass__", "__class__", "__module__", "__weakref__", "__dict__", "__slots__",
+    "__call__", "__new__", "__del__", "__repr__", "__str__", "__format__", "__nonzero__", "__bool__",
+    "__coerce__", "__cmp__", "__eq__", "__ne__", "__hash__", "__ge__", "__gt__", "__le__", "__lt__",
+    "__dir__", "__enter__", "__exit__", "__copy__", "__deepcopy__", "__sizeof__",
+    "__getattr__", "__setattr__", "__hasattr__", "__getattribute__", "__delattr__",
+    "__instancecheck__", "__subclasscheck__", "__getinitargs__", "__getnewargs__", "__getnewargs_ex__",
+    "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__", "__subclasshook__",
+    "__get__", "__set__", "__delete__", "__set_name__", "__class_getitem__", "__mro_entries__",
+    "__globals__", "__code__", "__closure__", "__func__", "__self__", "__builtins__", "__bases__",
+    "__subclasses__", "__loader__", "__spec__",
+])
+
+INSTANCE_MODES = ("session", "single", "percall")
+
+
+def is_private_attribute(name):
+    """True if ``name`` may never be reached remotely."""
+    if name in NEVER_REMOTED:
+        return True
+    if not name.startswith("_"):
+        return False
+    return not (len(name) > 4 and name.startswith("__") and name.endswith("__"))
+
+
+def _mark(func):
+    func._pyroExposed = True
+
+
+def expose(method_or_class):
+    """Make a method, property or whole class reachable remotely.
+
+    On a class it exposes every public method and property defined on it; it
+    can also be called as a function on a class you cannot edit.
+    """
+    if inspect.isdatadescriptor(method_or_class):
+        func = method_or_class.fget or method_or_class.fset or method_or_class.fdel
+        if func is None or is_private_attribute(func.__name__):
+            raise AttributeError("exposing private names (starting with _) is not allowed")
+        for accessor in (method_or_class.fget, method_or_class.fset, method_or_class.fdel):
+            if accessor is not None:
+                _mark(accessor)
+        return method_or_class
+    if isinstance(method_or_class, (classmethod, staticmethod)):
+        name = method_or_class.__func__.__name__
+        raise AttributeError("@expose on a classmethod/staticmethod must come after (above) @classmethod/"
+                             "@staticmethod; method: " + name)
+    name = getattr(method_or_class, "__name__", None)
+    if not name:
+        raise AttributeError("@expose cannot tell what this is: %r" % (method_or_class,))
+    if is_private_attribute(name):
+        raise AttributeError("exposing private names (starting with _) is not allowed: " + name)
+    if inspect.isclass(method_or_class):
+        for member_name, member in vars(method_or_class).items():
+            if is_private_attribute(member_name):
+                continue
+            if isinstance(member, (classmethod, staticmethod)):
+                _mark(member.__func__)
+            elif inspect.isfunction(member):
+                _mark(member)
+            elif isinstance(member, property):
+                for accessor in (member.fget, member.fset, member.fdel):
+                    if accessor is not None:
+                        _mark(accessor)
+            elif inspect.ismethoddescriptor(member) or inspect.isdatadescriptor(member):
+                try:
+                    _mark(member)
+                except (AttributeError, TypeError):
+                    pass  # builtin descriptors take no attributes
+        method_or_class._pyroExposed = True
+        _reset_cache(method_or_class)
+        return method_or_class
+    _mark(method_or_class)
+    return method_or_class
+
+
+def oneway(method):
+    """Calls to this method return at once on the client; the server runs it without replying."""
+    method._pyroOneway = True
+    return method
+
+
+def callback(method):
+    """Errors in this method are raised on the callback's side too, not only sent back to the caller."""
+    method._pyroCallback = True
+    return method
+
+
+def behavior(instance_mode="session", instance_creator=None):
+    """Choose how the daemon makes instances of a registered class: per session, single, or per call."""
+    if not isinstance(instance_mode, str):
+        raise SyntaxError("behavior decorator is missing argument(s)")
+    if instance_mode not in INSTANCE_MODES:
+        raise ValueError("invalid instance mode %r (choose from %s)" % (instance_mode, ", ".join(INSTANCE_MODES)))
+    if instance_creator is not None and not callable(instance_creator):
+        raise TypeError("instance_creator must be a callable")
+
+    def decorate(clazz):
+        if not inspect.isclass(clazz):
+            raise TypeError("behavior decorator can only be used on a class")
+        clazz._pyroInstancing = (instance_mode, instance_creator)
+        return clazz
+    return decorate
+
+
+def _is_exposed(func):
+    return getattr(func, "_pyroExposed", False)
+
+
+_metadata_cache = {}
+
+
+def _reset_cache(clazz):
+    _metadata_cache.pop(clazz, None)
+
+
+def reset_exposed_members(obj):
+    """Forget cached metadata so that members added at run time are seen."""
+    _reset_cache(obj if inspect.isclass(obj) else type(obj))
+
+
+def get_exposed_members(obj):
+    """Metadata of an object or class: {"methods", "oneway", "attrs"} as sets of names (cached per class)."""
+    clazz = obj if inspect.isclass(obj) else type(obj)
+    cached = _metadata_cache.get(clazz)
+    if cached is not None:
+        return cached
+    methods, oneways, attrs = set(), set(), set()
+    for name in dir(clazz):
+        if is_private_attribute(name):
+            continue
+        try:
+            member = inspect.getattr_static(clazz, name)
+        except AttributeError:
+            continue
+        if isinstance(member, (classmethod, staticmethod)):
+            member = member.__func__
+        if isinstance(member, property):
+            accessor = member.fget or member.fset or member.fdel
+            if accessor is not None and _is_exposed(accessor):
+                attrs.add(name)
+        elif callable(member) and _is_exposed(member):
+            methods.add(name)
+            if getattr(member, "_pyroOneway", False):
+                oneways.add(name)
+    result = {"methods": methods, "oneway": oneways, "attrs": attrs}
+    _metadata_cache[clazz] = result
+    return result
+
+
+def get_exposed_method(obj, name):
+    """The bound exposed method ``name`` of ``obj``, or AttributeError saying why not."""
+    if not isinstance(name, str) or is_private_attribute(name):
+        raise AttributeError("attempt to access private attribute '%s'" % (name,))
+    if name not in get_exposed_members(obj)["methods"]:
+        raise AttributeError("attempt to access unexposed attribute '%s'" % name)
+    return getattr(obj, name)
+
+
+def _exposed_property(obj, name):
+    if not isinstance(name, str) or is_private_attribute(name):
+        raise AttributeError("attempt to access private attribute '%s'" % (name,))
+    if name not in get_exposed_members(obj)["attrs"]:
+        raise AttributeError("attempt to access unexposed or unknown remote attribute '%s'" % name)
+    return inspect.getattr_static(type(obj), name)
+
+
+def get_exposed_property_value(obj, name):
+    """Read an exposed property; anything else raises AttributeError."""
+    prop = _exposed_property(obj, name)
+    if prop.fget is None or not _is_exposed(prop.fget):
+        raise AttributeError("remote attribute '%s' is not readable" % name)
+    return prop.fget(obj)
+
+
+def set_exposed_property_value(obj, name, value):
+    """Write an exposed property that has an exposed setter; anything else raises AttributeError."""
+    prop = _exposed_property(obj, name)
+    if prop.fset is None or not _is_exposed(prop.fset):
+        raise AttributeError("remote attribute '%s' is not writable" % name)
+    prop.fset(obj, value)
+
+
+def check_instancing(clazz):
+    """The (mode, creator) pair of a registered class, with the default filled in."""
+    instancing = getattr(clazz, "_pyroInstancing", None)
+    if instancing is None:
+        return "session", None
+    mode, creator = instancing
+    if mode not in INSTANCE_MODES:
+        raise errors.DaemonError("invalid instance mode %r on %s" % (mode, clazz.__name__))
+    return mode, creator

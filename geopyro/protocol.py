@@ -1,0 +1,243 @@
+"""Pyro wire protocol version 502, without any I/O.
+
+This module turns messages into bytes and bytes into messages. It never
+touches a socket or gevent: callers feed it whatever bytes they received,
+in chunks of any size, and take complete messages out. That keeps the rules
+of the wire in one place that can be tested and fuzzed on its own.
+
+A message is a 40-byte header, then zero or more annotation chunks, then the
+payload. Header fields (big-endian ``!4sHBBHHII16sHH``): ``b"PYRO"``, protocol
+version, message type, serializer id, flags, sequence number, payload length,
+total annotations length, 16-byte correlation id, reserved, magic ``0x4dc5``.
+An annotation chunk is a 4-letter ASCII id, a 4-byte length and the data.
+
+Every malformed input raises ProtocolError (or its subclass
+MessageTooLargeError) as soon as it can be detected, and a declared size is
+checked against the limit before anything of that size is kept.
+"""
+
+import struct
+import zlib
+
+from .errors import MessageTooLargeError, ProtocolError
+
+PROTOCOL_VERSION = 502
+
+MSG_CONNECT = 1
+MSG_CONNECTOK = 2
+MSG_CONNECTFAIL = 3
+MSG_INVOKE = 4
+MSG_RESULT = 5
+MSG_PING = 6
+MESSAGE_TYPES = frozenset((MSG_CONNECT, MSG_CONNECTOK, MSG_CONNECTFAIL, MSG_INVOKE, MSG_RESULT, MSG_PING))
+
+FLAGS_EXCEPTION = 1 << 0
+FLAGS_COMPRESSED = 1 << 1
+FLAGS_ONEWAY = 1 << 2
+FLAGS_BATCH = 1 << 3
+FLAGS_ITEMSTREAMRESULT = 1 << 4
+FLAGS_KEEPSERIALIZED = 1 << 5
+FLAGS_CORR_ID = 1 << 6
+
+MAGIC = 0x4DC5
+HEADER = struct.Struct("!4sHBBHHII16sHH")
+HEADER_SIZE = HEADER.size  # 40
+_ANNOTATION_HEAD = struct.Struct("!4sI")
+EMPTY_CORR_ID = b"\0" * 16
+_TAG = b"PYRO"
+_VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")
+_MAGIC_BYTES = MAGIC.to_bytes(2, "big")
+COMPRESSION_THRESHOLD = 100  # payloads at most this long are never compressed (as Pyro5)
+
+
+class Message:
+    """One protocol message: what was parsed off the wire, or what is about to be sent."""
+
+    __slots__ = ("type", "flags", "seq", "serializer_id", "data", "annotations", "corr_id")
+
+    def __init__(self, msgtype, flags, seq, serializer_id, data=b"", annotations=None, corr_id=EMPTY_CORR_ID):
+        self.type = msgtype
+        self.flags = flags
+        self.seq = seq
+        self.serializer_id = serializer_id
+        self.data = data
+        self.annotations = annotations if annotations is not None else {}
+        self.corr_id = corr_id
+
+    def __repr__(self):
+        return "<Message type=%d flags=0x%x seq=%d serializer=%d size=%d annotations=%s>" % (
+            self.type, self.flags, self.seq, self.serializer_id, len(self.data), sorted(self.annotations))
+
+
+def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=None,
+           compress=False, max_size=None):
+    """Return the bytes of one message, ready to send in a single write.
+
+    ``annotations`` maps 4-letter ids to bytes. ``corr_id`` (16 bytes) sets the
+    CORR_ID flag. With ``compress``, payloads over 100 bytes are zlib-compressed.
+    """
+    flags &= ~FLAGS_COMPRESSED
+    if compress and len(data) > COMPRESSION_THRESHOLD:
+        data = zlib.compress(data, 4)
+        flags |= FLAGS_COMPRESSED
+    chunks = []
+    ann_size = 0
+    if annotations:
+        for key, value in annotations.items():
+            if not isinstance(key, str) or len(key) != 4 or not key.isascii():
+                raise ProtocolError("annotation id must be 4 ASCII characters, got %r" % (key,))
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise ProtocolError("annotation %r must be bytes, not %s" % (key, type(value).__name__))
+            chunks.append(_ANNOTATION_HEAD.pack(key.encode("ascii"), len(value)))
+            chunks.append(value)
+            ann_size += 8 + len(value)
+    if max_size is not None and ann_size + len(data) > max_size:
+        raise MessageTooLargeError("message too large (%d bytes, max=%d)" % (ann_size + len(data), max_size))
+    if corr_id:
+        if not isinstance(corr_id, (bytes, bytearray, memoryview)) or len(corr_id) != 16:
+            raise ProtocolError("correlation id must be 16 bytes, got %r" % (corr_id,))
+        flags |= FLAGS_CORR_ID
+    else:
+        corr_id = EMPTY_CORR_ID
+    header = HEADER.pack(_TAG, PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
+                         len(data), ann_size, corr_id, 0, MAGIC)
+    if chunks:
+        return b"".join([header] + chunks + [data])
+    return header + data
+
+
+def check_prefix(data):
+    """Reject bytes that cannot be the start of a message, as early as possible."""
+    n = len(data)
+    if data[:min(n, 4)] != _TAG[:min(n, 4)]:
+        raise ProtocolError("invalid data: not a Pyro message (bad tag)")
+    if n >= 6 and data[4:6] != _VERSION_BYTES:
+        raise ProtocolError("invalid protocol version %d (expected %d)" % (int.from_bytes(data[4:6], "big"),
+                                                                           PROTOCOL_VERSION))
+
+
+def parse_header(header, max_size):
+    """Validate a 40-byte header; return (type, flags, seq, serializer_id, data_size, ann_size, corr_id)."""
+    if len(header) != HEADER_SIZE:
+        raise ProtocolError("header must be %d bytes, got %d" % (HEADER_SIZE, len(header)))
+    check_prefix(header)
+    (_, _, msgtype, serializer_id, flags, seq, data_size, ann_size, corr_id, _, magic) = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise ProtocolError("invalid magic number 0x%04x" % magic)
+    if msgtype not in MESSAGE_TYPES:
+        raise ProtocolError("unknown message type %d" % msgtype)
+    if data_size + ann_size > max_size:
+        raise MessageTooLargeError("message too large (%d bytes, max=%d)" % (data_size + ann_size, max_size))
+    return msgtype, flags, seq, serializer_id, data_size, ann_size, bytes(corr_id)
+
+
+def parse_annotations(chunk):
+    """Split the annotations part of a message into a dict of id -> bytes."""
+    result = {}
+    view = memoryview(chunk)
+    pos, end = 0, len(view)
+    while pos < end:
+        if end - pos < 8:
+            raise ProtocolError("truncated annotation chunk header")
+        key, length = _ANNOTATION_HEAD.unpack_from(view, pos)
+        pos += 8
+        if length > end - pos:
+            raise ProtocolError("annotation chunk length exceeds remaining data")
+        try:
+            name = key.decode("ascii")
+        except UnicodeDecodeError:
+            raise ProtocolError("annotation id is not ASCII: %r" % key) from None
+        result[name] = bytes(view[pos:pos + length])
+        pos += length
+    return result
+
+
+def decompress(data, max_size):
+    """Inflate a compressed payload, refusing to grow past ``max_size`` (no zip bombs)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, max_size + 1)
+    except zlib.error as exc:
+        raise ProtocolError("invalid compressed payload: %s" % exc) from None
+    if len(out) > max_size or inflater.unconsumed_tail:
+        raise MessageTooLargeError("decompressed message larger than max=%d" % max_size)
+    if not inflater.eof:
+        raise ProtocolError("invalid compressed payload: truncated")
+    return out
+
+
+class MessageReader:
+    """Incremental parser: ``feed`` it bytes as they arrive, take complete messages with ``next_message``.
+
+    The buffer only ever holds bytes that were actually received, so a header
+    that declares a huge size costs nothing until the data really comes.
+    """
+
+    __slots__ = ("max_size", "_buf", "_header")
+
+    def __init__(self, max_size):
+        self.max_size = max_size
+        self._buf = bytearray()
+        self._header = None
+
+    def feed(self, data):
+        """Add received bytes. Raises ProtocolError as soon as the bytes cannot be a message."""
+        self._buf += data
+        if self._header is None:
+            check_prefix(self._buf)
+
+    @property
+    def buffered(self):
+        """How many received bytes are waiting to become a message."""
+        return len(self._buf)
+
+    @property
+    def in_message(self):
+        """True when part of a message has arrived but not all of it."""
+        return bool(self._buf)
+
+    def bytes_needed(self):
+        """How many more bytes complete the current message (at least 1)."""
+        if self._header is None:
+            return max(1, HEADER_SIZE - len(self._buf))
+        total = HEADER_SIZE + self._header[4] + self._header[5]
+        return max(1, total - len(self._buf))
+
+    def next_message(self):
+        """Return the next complete Message, or None when more bytes are needed."""
+        buf = self._buf
+        if self._header is None:
+            if len(buf) < HEADER_SIZE:
+                return None
+            self._header = parse_header(bytes(buf[:HEADER_SIZE]), self.max_size)
+        msgtype, flags, seq, serializer_id, data_size, ann_size, corr_id = self._header
+        total = HEADER_SIZE + ann_size + data_size
+        if len(buf) < total:
+            return None
+        self._header = None
+        if len(buf) == total:
+            self._buf = bytearray()  # hand the whole buffer over instead of copying it
+            body = memoryview(buf)[HEADER_SIZE:]
+        else:
+            body = memoryview(bytes(buf[HEADER_SIZE:total]))
+            del buf[:total]
+        annotations = parse_annotations(body[:ann_size]) if ann_size else {}
+        data = body[ann_size:]
+        if flags & FLAGS_COMPRESSED:
+            data = decompress(data, self.max_size)
+            flags &= ~FLAGS_COMPRESSED
+        else:
+            data = bytes(data) if len(data) < 65536 else data
+        return Message(msgtype, flags, seq, serializer_id, data, annotations, corr_id)
+
+
+def decode(data, max_size):
+    """Parse exactly one complete message from ``data``; anything missing or left over is an error."""
+    reader = MessageReader(max_size)
+    reader.feed(data)
+    msg = reader.next_message()
+    if msg is None:
+        raise ProtocolError("truncated message: %d more bytes expected" % reader.bytes_needed())
+    if reader.buffered:
+        raise ProtocolError("%d bytes of trailing data after the message" % reader.buffered)
+    return msg

@@ -1,0 +1,518 @@
+"""The four wire serializers (serpent 1, marshal 2, json 3, msgpack 4) and the class <-> dict registry.
+
+Encodings match Pyro5 5.x byte for byte: the call tuple, results,
+exceptions (``{"__class__", "__exception__", "args", "attributes"}``), and
+Pyro's own objects, which travel under their Pyro5 class names
+(``Pyro5.core.URI``, ``Pyro5.client.Proxy``, ``Pyro5.errors.<Name>``) so that
+either implementation can read the other's messages.
+
+Loading never executes code: serpent uses ``ast.literal_eval``, and only a
+fixed set of class names (plus what the user registers) become objects again.
+"""
+
+import array
+import builtins
+import datetime
+import decimal
+import importlib
+import inspect
+import json
+import logging
+import marshal
+import numbers
+import struct
+import types
+import uuid
+
+import msgpack
+import serpent
+
+from . import config, errors
+
+__all__ = ["SerializerBase", "SerpentSerializer", "MarshalSerializer", "JsonSerializer", "MsgpackSerializer",
+           "serializers", "serializers_by_id", "get_serializer", "get_serializer_by_id"]
+
+log = logging.getLogger("geopyro.serializers")
+
+# Wire class name -> (module, attribute) of the geopyro class that stands for it.
+_PYRO_WIRE_CLASSES = {
+    "Pyro5.core.URI": ("geopyro.core", "URI"),
+    "Pyro5.client.Proxy": ("geopyro.client", "Proxy"),
+    "Pyro5.server.Daemon": ("geopyro.server", "Daemon"),
+}
+# geopyro class -> wire class name, filled in by the modules that define them.
+_wire_names = {}
+
+_builtin_exceptions = {name: value for name, value in vars(builtins).items()
+                       if isinstance(value, type) and issubclass(value, BaseException)}
+
+_class_to_dict_registry = {}
+_dict_to_class_registry = {}
+
+
+def wire_name(obj):
+    """The class name an object travels under (Pyro5's names for geopyro's own classes)."""
+    cls = type(obj)
+    name = _wire_names.get(cls)
+    if name:
+        return name
+    if isinstance(obj, errors.PyroError) and cls.__module__ == errors.__name__:
+        return "Pyro5.errors." + cls.__name__
+    return "%s.%s" % (cls.__module__, cls.__name__)
+
+
+def register_wire_class(cls, name):
+    """Declare that instances of ``cls`` travel as ``{"__class__": name, "state": obj.__getstate__()}``."""
+    _wire_names[cls] = name
+    SerializerBase.register_class_to_dict(cls, _pyro_object_to_dict, serpent_too=True)
+
+
+def _pyro_object_to_dict(obj):
+    return {"__class__": wire_name(obj), "state": obj.__getstate__()}
+
+
+def _exception_to_dict(exc):
+    return {"__class__": wire_name(exc), "__exception__": True, "args": exc.args, "attributes": vars(exc)}
+
+
+def _serpent_pyro_error(obj, serpent_serializer, out, level):
+    serpent_serializer._serialize(_exception_to_dict(obj), out, level)
+
+
+serpent.register_class(errors.PyroError, _serpent_pyro_error)
+
+
+def _make_exception(exc_type, data):
+    exc = exc_type(*data.get("args", ()))
+    for name, value in (data.get("attributes") or {}).items():
+        setattr(exc, name, value)
+    return exc
+
+
+class SerializerBase:
+    """Common logic: turning unknown objects into dicts and recognised dicts back into objects."""
+
+    serializer_id = 0
+    name = ""
+
+    # --- the registry of custom conversions (shared by all serializers) ---
+
+    @classmethod
+    def register_class_to_dict(cls, clazz, converter, serpent_too=True):
+        """Serialize instances of ``clazz`` as the dict that ``converter(obj)`` returns."""
+        _class_to_dict_registry[clazz] = converter
+        if serpent_too:
+            def to_serpent(obj, serpent_serializer, out, level):
+                serpent_serializer.ser_builtins_dict(converter(obj), out, level)
+            serpent.register_class(clazz, to_serpent)
+
+    @classmethod
+    def unregister_class_to_dict(cls, clazz):
+        """Undo ``register_class_to_dict``."""
+        _class_to_dict_registry.pop(clazz, None)
+        serpent.unregister_class(clazz)
+
+    @classmethod
+    def register_dict_to_class(cls, classname, converter):
+        """Turn dicts whose ``__class__`` is ``classname`` into objects with ``converter(classname, dict)``."""
+        _dict_to_class_registry[classname] = converter
+
+    @classmethod
+    def unregister_dict_to_class(cls, classname):
+        """Undo ``register_dict_to_class``."""
+        _dict_to_class_registry.pop(classname, None)
+
+    @classmethod
+    def class_to_dict(cls, obj):
+        """A dict for an object the serializer has no native form for."""
+        for clazz, converter in _class_to_dict_registry.items():
+            if isinstance(obj, clazz):
+                return converter(obj)
+        if type(obj) in (set, dict, tuple, list):
+            raise ValueError("can't serialize type %s into a dict" % type(obj).__name__)
+        if isinstance(obj, BaseException):
+            return _exception_to_dict(obj)
+        own_getstate = getattr(type(obj), "__getstate__", None)
+        if own_getstate is not None and own_getstate is not getattr(object, "__getstate__", None):
+            state = obj.__getstate__()
+            if isinstance(state, dict):
+                return state
+        try:
+            value = dict(vars(obj))
+        except TypeError:
+            slots = getattr(obj, "__slots__", None)
+            if slots is None:
+                raise errors.SerializeError("don't know how to serialize object of type %s.%s; give it vars() or a "
+                                            "__getstate__, or register_class_to_dict for it"
+                                            % (type(obj).__module__, type(obj).__qualname__)) from None
+            value = {slot: getattr(obj, slot) for slot in slots}
+        value["__class__"] = wire_name(obj)
+        return value
+
+    @classmethod
+    def dict_to_class(cls, data):
+        """Rebuild an object from a dict with a ``__class__`` key; only known classes are accepted."""
+        classname = data.get("__class__", "<unknown>")
+        if isinstance(classname, bytes):
+            classname = classname.decode("utf-8", "replace")
+        converter = _dict_to_class_registry.get(classname)
+        if converter is not None:
+            return converter(classname, data)
+        if not isinstance(classname, str):
+            raise errors.SerializeError("invalid __class__ value: %r" % (classname,))
+        if "__" in classname:
+            raise errors.SecurityError("refused to deserialize types with double underscores in their name: "
+                                       + classname)
+        target = _PYRO_WIRE_CLASSES.get(classname)
+        if target is not None:
+            clazz = getattr(importlib.import_module(target[0]), target[1])
+            obj = clazz.__new__(clazz)
+            obj.__setstate__(data["state"])
+            return obj
+        if classname == "Pyro5.core._ExceptionWrapper":
+            from .core import _ExceptionWrapper
+            exc = data["exception"]
+            if isinstance(exc, dict) and "__class__" in exc:
+                exc = cls.dict_to_class(exc)
+            return _ExceptionWrapper(exc)
+        if classname.startswith("Pyro5.errors."):
+            exc_type = getattr(errors, classname[len("Pyro5.errors."):], None)
+            if isinstance(exc_type, type) and issubclass(exc_type, errors.PyroError):
+                return _make_exception(exc_type, data)
+        elif data.get("__exception__", False):
+            namespace, _, short = classname.rpartition(".")
+            exc_type = None
+            if namespace in ("", "builtins", "exceptions"):
+                exc_type = _builtin_exceptions.get(short)
+                if not namespace:
+                    # a bare name may also be a Pyro error, which wins over a builtin of that name (as in Pyro5)
+                    pyro_type = getattr(errors, short, None)
+                    if isinstance(pyro_type, type) and issubclass(pyro_type, errors.PyroError):
+                        exc_type = pyro_type
+            elif namespace == "struct" and short == "error":
+                exc_type = struct.error
+            elif namespace == "sqlite3" and short.endswith("Error"):
+                import sqlite3
+                exc_type = getattr(sqlite3, short, None)
+            if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
+                return _make_exception(exc_type, data)
+        log.warning("unsupported serialized class: %s", classname)
+        raise errors.SerializeError("unsupported serialized class: " + classname)
+
+    def recreate_classes(self, literal):
+        """Walk plain data, turning class dicts into objects; refuses code objects."""
+        t = type(literal)
+        if t is list:
+            return [self.recreate_classes(x) for x in literal]
+        if t is dict:
+            if "__class__" in literal:
+                return self.dict_to_class(literal)
+            return {key: self.recreate_classes(value) for key, value in literal.items()}
+        if t is tuple:
+            return tuple(self.recreate_classes(x) for x in literal)
+        if t is set:
+            return {self.recreate_classes(x) for x in literal}
+        if t is types.CodeType:
+            raise errors.SecurityError("refused to deserialize a code object")
+        return literal
+
+    # --- the interface every serializer implements ---
+
+    def dumps(self, data):
+        """Serialize a value."""
+        raise NotImplementedError
+
+    def loads(self, data):
+        """Deserialize a value."""
+        raise NotImplementedError
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        """Serialize the call tuple of an INVOKE message."""
+        raise NotImplementedError
+
+    def loadsCall(self, data):
+        """Deserialize an INVOKE payload into (object id, method, vargs, kwargs)."""
+        raise NotImplementedError
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        """Serialize objects of exactly ``object_type`` as ``replacement_function(obj)``."""
+        raise NotImplementedError
+
+    def _guarded_dumps(self, func, *args):
+        try:
+            return func(*args)
+        except errors.PyroError:
+            raise
+        except RecursionError:
+            raise errors.SerializeError("cannot serialize with %s: data nested too deeply" % self.name) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise errors.SerializeError("cannot serialize with %s: %s" % (self.name, exc)) from exc
+
+    def _guarded_loads(self, func, data):
+        try:
+            return func(data)
+        except errors.PyroError:
+            raise
+        except RecursionError:
+            raise errors.SerializeError("cannot deserialize %s data: nested too deeply" % self.name) from None
+        except MemoryError:
+            raise errors.SerializeError("cannot deserialize %s data: too large to parse" % self.name) from None
+        except Exception as exc:
+            raise errors.SerializeError("cannot deserialize %s data: %s: %s"
+                                        % (self.name, type(exc).__name__, exc)) from None
+
+    def __repr__(self):
+        return "<%s id=%d>" % (type(self).__name__, self.serializer_id)
+
+
+def _to_bytes(data):
+    return data if type(data) is bytes else bytes(data)
+
+
+def _check_call(call):
+    if not (isinstance(call, (tuple, list)) and len(call) == 4):
+        raise errors.SerializeError("invalid call message: expected (object, method, vargs, kwargs)")
+    obj, method, vargs, kwargs = call
+    if kwargs is None:
+        kwargs = {}  # Pyro5 sends None for attribute access and batches
+    if not isinstance(obj, str) or not isinstance(method, str):
+        raise errors.SerializeError("invalid call message: object id and method name must be strings")
+    if not isinstance(vargs, (tuple, list)) or not isinstance(kwargs, dict):
+        raise errors.SerializeError("invalid call message: vargs must be a sequence and kwargs a dict")
+    return obj, method, vargs, kwargs
+
+
+class SerpentSerializer(SerializerBase):
+    """serpent: Python literal expressions; the default, safe to load."""
+
+    serializer_id = 1
+    name = "serpent"
+
+    def dumps(self, data):
+        return self._guarded_dumps(serpent.dumps, data, False, True, config.SERPENT_BYTES_REPR)
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        return self._guarded_dumps(serpent.dumps, (obj, method, vargs, kwargs), False, True,
+                                   config.SERPENT_BYTES_REPR)
+
+    def _load(self, data):
+        return self.recreate_classes(serpent.loads(_to_bytes(data)))
+
+    def loads(self, data):
+        return self._guarded_loads(self._load, data)
+
+    def loadsCall(self, data):
+        obj, method, vargs, kwargs = _check_call(self._guarded_loads(serpent.loads, _to_bytes(data)))
+        return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
+            self._guarded_loads(self.recreate_classes, kwargs)
+
+    @classmethod
+    def dict_to_class(cls, data):
+        if data.get("__class__") == "float":
+            return float(data["value"])  # serpent's encoding of NaN
+        return super().dict_to_class(data)
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+
+        def replace(obj, serpent_serializer, out, level):
+            replaced = replacement_function(obj)
+            if replaced is obj:
+                serpent_serializer.ser_default_class(replaced, out, level)
+            else:
+                serpent_serializer._serialize(replaced, out, level)
+        serpent.register_class(object_type, replace)
+
+
+class MarshalSerializer(SerializerBase):
+    """marshal: fast, builtin types only (no autoproxy: it has no per-type hooks)."""
+
+    serializer_id = 2
+    name = "marshal"
+    _marshallable = (str, int, float, type(None), bool, complex, bytes, bytearray, tuple, set, frozenset, list, dict)
+
+    def _convert(self, obj):
+        if isinstance(obj, array.array):
+            return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+        if isinstance(obj, self._marshallable):
+            return obj
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
+        return self.class_to_dict(obj)
+
+    def dumps(self, data):
+        return self._guarded_dumps(lambda d: marshal.dumps(self._convert(d)), data)
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        def dump(_):
+            return marshal.dumps((obj, method, [self._convert(v) for v in vargs],
+                                  {k: self._convert(v) for k, v in kwargs.items()}))
+        return self._guarded_dumps(dump, None)
+
+    def loads(self, data):
+        return self._guarded_loads(lambda d: self.recreate_classes(marshal.loads(d)), _to_bytes(data))
+
+    def loadsCall(self, data):
+        obj, method, vargs, kwargs = _check_call(self._guarded_loads(marshal.loads, _to_bytes(data)))
+        return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
+            self._guarded_loads(self.recreate_classes, kwargs)
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        pass  # marshal has no per-type hooks
+
+
+def _common_default(obj):
+    """Conversions json and msgpack share for types they cannot encode natively (Pyro5's choices)."""
+    if isinstance(obj, (set, frozenset)):
+        return tuple(obj)
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    if isinstance(obj, array.array):
+        return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+    return None
+
+
+class JsonSerializer(SerializerBase):
+    """json: interoperable with other languages; no bytes, no tuples."""
+
+    serializer_id = 3
+    name = "json"
+    _type_replacements = {}
+
+    def default(self, obj):
+        replacer = self._type_replacements.get(type(obj))
+        if replacer:
+            obj = replacer(obj)
+        converted = _common_default(obj)
+        if converted is not None:
+            return converted
+        if isinstance(obj, (datetime.datetime, datetime.date)):
+            return obj.isoformat()
+        return self.class_to_dict(obj)
+
+    def _dump(self, data):
+        return json.dumps(data, ensure_ascii=False, default=self.default).encode("utf-8")
+
+    def dumps(self, data):
+        return self._guarded_dumps(self._dump, data)
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        return self._guarded_dumps(self._dump, {"object": obj, "method": method, "params": vargs, "kwargs": kwargs})
+
+    def loads(self, data):
+        return self._guarded_loads(lambda d: self.recreate_classes(json.loads(_to_bytes(d).decode("utf-8"))), data)
+
+    def loadsCall(self, data):
+        call = self._guarded_loads(lambda d: json.loads(_to_bytes(d).decode("utf-8")), data)
+        if not isinstance(call, dict) or not {"object", "method", "params", "kwargs"} <= call.keys():
+            raise errors.SerializeError("invalid call message: json call must have object, method, params, kwargs")
+        obj, method, vargs, kwargs = _check_call((call["object"], call["method"], call["params"], call["kwargs"]))
+        return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
+            self._guarded_loads(self.recreate_classes, kwargs)
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        cls._type_replacements[object_type] = replacement_function
+
+
+class MsgpackSerializer(SerializerBase):
+    """msgpack: compact binary; tuples arrive as lists."""
+
+    serializer_id = 4
+    name = "msgpack"
+    _type_replacements = {}
+
+    def default(self, obj):
+        replacer = self._type_replacements.get(type(obj))
+        if replacer:
+            obj = replacer(obj)
+        converted = _common_default(obj)
+        if converted is not None:
+            return converted
+        if isinstance(obj, complex):
+            return msgpack.ExtType(0x30, struct.pack("dd", obj.real, obj.imag))
+        if isinstance(obj, datetime.datetime):
+            if obj.tzinfo:
+                raise errors.SerializeError("msgpack cannot serialize datetime with timezone info")
+            return msgpack.ExtType(0x32, struct.pack("d", obj.timestamp()))
+        if isinstance(obj, datetime.date):
+            return msgpack.ExtType(0x33, struct.pack("l", obj.toordinal()))
+        if isinstance(obj, numbers.Number) and not isinstance(obj, (int, float)):
+            return msgpack.ExtType(0x31, str(obj).encode("ascii"))
+        if isinstance(obj, int):
+            return msgpack.ExtType(0x31, str(obj).encode("ascii"))  # integers beyond 64 bits
+        return self.class_to_dict(obj)
+
+    def object_hook(self, obj):
+        if "__class__" in obj:
+            return self.dict_to_class(obj)
+        return obj
+
+    @staticmethod
+    def ext_hook(code, data):
+        if code == 0x30:
+            real, imag = struct.unpack("dd", data)
+            return complex(real, imag)
+        if code == 0x31:
+            return int(data)
+        if code == 0x32:
+            return datetime.datetime.fromtimestamp(struct.unpack("d", data)[0])
+        if code == 0x33:
+            return datetime.date.fromordinal(struct.unpack("l", data)[0])
+        raise errors.SerializeError("invalid ext code for msgpack: %d" % code)
+
+    def _pack(self, data):
+        return msgpack.packb(data, use_bin_type=True, default=self.default)
+
+    def _unpack(self, data):
+        return msgpack.unpackb(data, raw=False, object_hook=self.object_hook, ext_hook=self.ext_hook,
+                               strict_map_key=False)
+
+    def dumps(self, data):
+        return self._guarded_dumps(self._pack, data)
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        return self._guarded_dumps(self._pack, (obj, method, vargs, kwargs))
+
+    def loads(self, data):
+        return self._guarded_loads(self._unpack, data)
+
+    def loadsCall(self, data):
+        return _check_call(self._guarded_loads(self._unpack, data))
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        cls._type_replacements[object_type] = replacement_function
+
+
+serializers = {s.name: s for s in (SerpentSerializer(), MarshalSerializer(), JsonSerializer(), MsgpackSerializer())}
+serializers_by_id = {s.serializer_id: s for s in serializers.values()}
+
+
+def get_serializer(name):
+    """The serializer registered under ``name``, or SerializeError listing the known ones."""
+    try:
+        return serializers[name]
+    except KeyError:
+        raise errors.SerializeError("unknown serializer %r (known: %s)" % (name, ", ".join(sorted(serializers)))) \
+            from None
+
+
+def get_serializer_by_id(serializer_id):
+    """The serializer with wire id ``serializer_id``, or SerializeError naming the id."""
+    try:
+        return serializers_by_id[serializer_id]
+    except KeyError:
+        raise errors.SerializeError("unknown serializer id %d (known: %s)"
+                                    % (serializer_id, ", ".join(str(i) for i in sorted(serializers_by_id)))) \
+            from None

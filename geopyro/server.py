@@ -1,0 +1,670 @@
+"""The server side: Daemon, DaemonObject, the decorators, and serve().
+
+A Daemon keeps the registry of published objects and turns each received
+message into a method call and a reply. How it listens (greenlet per
+connection, multiplex, one connected socket) lives in ``geopyro.servers``.
+"""
+
+import collections.abc
+import inspect
+import logging
+import os
+import time
+import uuid
+import warnings
+import weakref
+
+import gevent
+import gevent.lock
+import gevent.pool
+
+from . import config, core, errors, protocol, serializers
+from .callcontext import current_context
+from .client import Proxy, SerializedBlob
+from .exposure import (behavior, callback, check_instancing, expose, get_exposed_members, get_exposed_method,
+                       get_exposed_property_value, is_private_attribute, oneway, reset_exposed_members,
+                       set_exposed_property_value)
+from .servers import make_server
+
+__all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "serve", "is_private_attribute"]
+
+log = logging.getLogger("geopyro.server")
+
+ONEWAY_POOL_SIZE = 1024  # oneway calls running at once per daemon; more wait (back-pressure on the sender)
+_DICT_VIEW_ITERATORS = (type(iter({}.keys())), type(iter({}.values())), type(iter({}.items())))
+
+
+@expose
+class DaemonObject:
+    """The daemon's own remote interface, registered as ``Pyro.Daemon``."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def registered(self):
+        """The ids of all objects registered in this daemon."""
+        return list(self.daemon.objectsById)
+
+    def ping(self):
+        """Do nothing (a liveness check)."""
+
+    def info(self):
+        """A line describing the daemon."""
+        return "%s bound on %s, NAT %s, %d objects registered. Servertype: %s" % (
+            core.DAEMON_NAME, self.daemon.locationStr, self.daemon.natLocationStr,
+            len(self.daemon.objectsById), self.daemon.transportServer)
+
+    def get_metadata(self, objectId):
+        """Exposed methods, oneway methods and attributes of a registered object."""
+        obj = _unpack_weakref(self.daemon.objectsById.get(objectId))
+        if obj is None:
+            log.debug("metadata asked for unknown object %r", objectId)
+            raise errors.DaemonError("unknown object")
+        metadata = get_exposed_members(obj)
+        if not metadata["methods"] and not metadata["attrs"]:
+            warnings.warn("Class %r doesn't expose any methods or attributes. Did you forget setting @expose on them?"
+                          % (obj,))
+        return metadata
+
+    def get_next_stream_item(self, streamId):
+        """The next item of a streamed result (StopIteration at the end)."""
+        return self.daemon._streams.next_item(streamId)
+
+    def close_stream(self, streamId):
+        """Forget a streamed result the client no longer wants."""
+        self.daemon._streams.close(streamId)
+
+
+class _Streams:
+    """The live iterator results of a daemon, by stream id, with their owner connection and timestamps."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.items = {}  # stream id -> [connection or None, created, lingering since, iterator]
+
+    def add(self, iterator, conn):
+        stream_id = str(uuid.uuid4())
+        self.items[stream_id] = [conn, time.time(), 0.0, iterator]
+        return stream_id
+
+    def next_item(self, stream_id):
+        entry = self.items.get(stream_id)
+        if entry is None:
+            raise errors.PyroError("item stream terminated")
+        if entry[0] is None:  # the client came back after a disconnect
+            entry[0], entry[2] = current_context.client, 0.0
+        try:
+            return next(entry[3])
+        except BaseException:
+            self.close(stream_id)  # StopIteration or an error ends the stream
+            raise
+
+    def close(self, stream_id):
+        entry = self.items.pop(stream_id, None)
+        if entry is not None:
+            _close_iterator(entry[3])
+
+    def client_gone(self, conn):
+        linger = self.settings.ITER_STREAM_LINGER
+        for stream_id, entry in list(self.items.items()):
+            if entry[0] is conn:
+                if linger > 0:
+                    entry[0], entry[2] = None, time.time()
+                else:
+                    self.close(stream_id)
+
+    def expire(self):
+        if not self.items:
+            return
+        now = time.time()
+        lifetime, linger = self.settings.ITER_STREAM_LIFETIME, self.settings.ITER_STREAM_LINGER
+        for stream_id, entry in list(self.items.items()):
+            if (lifetime > 0 and now - entry[1] > lifetime) or (linger > 0 and entry[2] and now - entry[2] > linger):
+                self.close(stream_id)
+
+    def clear(self):
+        for stream_id in list(self.items):
+            self.close(stream_id)
+
+
+def _close_iterator(iterator):
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.debug("error closing a stream's iterator", exc_info=True)
+
+
+def _unpack_weakref(obj):
+    if isinstance(obj, weakref.ref):
+        target = obj()
+        if target is None:
+            raise errors.DaemonError("weakly registered object has been garbage collected")
+        return target
+    return obj
+
+
+def _default_methodcall_error_handler(daemon, client_sock, method, vargs, kwargs, exception):
+    log.debug("exception in method call: client=%s method=%s exception=%r", client_sock,
+              getattr(method, "__qualname__", method), exception)
+
+
+class Daemon:
+    """Publishes objects and serves remote calls to them.
+
+    ``host``/``port`` (default: config HOST, a free port) or ``unixsocket``
+    say where to listen; ``nathost``/``natport`` what address to put in URIs
+    (``natport=0``: the real port); ``connected_socket`` serves one existing
+    connection instead of listening. Settings are copied from
+    ``geopyro.config`` when the daemon is made.
+    """
+
+    def __init__(self, host=None, port=0, unixsocket=None, nathost=None, natport=None, interface=DaemonObject,
+                 connected_socket=None):
+        settings = config.copy()
+        if connected_socket is not None:
+            nathost = natport = None
+        else:
+            if nathost is None:
+                nathost = settings.NATHOST
+            elif not isinstance(nathost, str):
+                nathost = str(nathost)
+            if natport is None and nathost is not None:
+                natport = settings.NATPORT
+            if nathost and unixsocket:
+                raise ValueError("cannot use nathost together with unixsocket")
+            if (nathost is None) ^ (natport is None):
+                raise ValueError("must provide natport with nathost")
+        self._settings = settings
+        self._mustshutdown = True
+        self.transportServer = make_server(self, settings, host, port, unixsocket, connected_socket)
+        self.locationStr = self.transportServer.locationStr
+        if nathost:
+            real_port = int(self.locationStr.rsplit(":", 1)[1])
+            self.natLocationStr = "%s:%d" % (core.host_for_uri(nathost), natport or real_port)
+        else:
+            self.natLocationStr = None
+        daemon_object = interface(self)
+        daemon_object._pyroId = core.DAEMON_NAME
+        self.objectsById = {core.DAEMON_NAME: daemon_object}
+        self._pyroInstances = {}
+        self._streams = _Streams(settings)
+        self._single_instance_lock = gevent.lock.Semaphore()
+        self._oneway_pool = gevent.pool.Pool(ONEWAY_POOL_SIZE)
+        self._mustshutdown = False
+        self.methodcall_error_handler = _default_methodcall_error_handler
+        log.debug("daemon created on %s (pid %d)", self.locationStr, os.getpid())
+
+    # --- properties of the Pyro5 API ---
+
+    @property
+    def sock(self):
+        """The listening socket (or the connected socket)."""
+        return self.transportServer.sock
+
+    @property
+    def sockets(self):
+        """Every socket the daemon uses: the listening one and each client's."""
+        return self.transportServer.sockets
+
+    @property
+    def selector(self):
+        """The selector of the multiplex server type."""
+        return self.transportServer.selector
+
+    @property
+    def streaming_responses(self):
+        """Live streamed results by stream id (the clean-up state of ITER_STREAM_* settings)."""
+        return self._streams.items
+
+    @property
+    def _shutting_down(self):
+        return self._mustshutdown
+
+    # --- serving ---
+
+    def requestLoop(self, loopCondition=lambda: True):
+        """Serve requests until shutdown() or until loopCondition() returns false."""
+        if self.transportServer is None:
+            raise errors.DaemonError("this daemon has been closed")
+        self._mustshutdown = False
+        log.info("daemon %s entering requestloop", self.locationStr)
+        self.transportServer.loop(lambda: not self._mustshutdown and loopCondition())
+        log.debug("daemon %s left requestloop", self.locationStr)
+
+    def events(self, eventsockets):
+        """For an external event loop: handle what is pending on the given ready sockets."""
+        return self.transportServer.events(eventsockets)
+
+    def combine(self, daemon):
+        """Serve another daemon from this daemon's request loop (multiplex server type)."""
+        log.debug("combining event loop with other daemon")
+        self.transportServer.combine_loop(daemon.transportServer)
+
+    def shutdown(self):
+        """End the request loop (callable from another greenlet or thread) and close the daemon."""
+        log.debug("daemon shutting down")
+        self._mustshutdown = True
+        self._streams.clear()
+        if self.transportServer is not None:
+            self.transportServer.shutdown()
+        self.close()
+
+    def close(self):
+        """Release the sockets; the daemon cannot be used afterwards."""
+        self._mustshutdown = True
+        self._streams.clear()
+        if self.transportServer is not None:
+            log.debug("daemon closing")
+            self.transportServer.close()
+            self.transportServer = None
+
+    def __enter__(self):
+        if self.transportServer is None:
+            raise errors.PyroError("cannot reuse this object")
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    def __repr__(self):
+        if self.transportServer is None:
+            return "<%s.%s at 0x%x; closed>" % (type(self).__module__, type(self).__name__, id(self))
+        return "<%s.%s at 0x%x; %s; %d objects>" % (type(self).__module__, type(self).__name__, id(self),
+                                                    self.locationStr, len(self.objectsById))
+
+    def __getstate__(self):
+        return ()  # daemons are not meant to travel; this only keeps serialization of registered objects safe
+
+    def __setstate__(self, state):
+        pass
+
+    # --- overridable hooks ---
+
+    def validateHandshake(self, conn, data):
+        """Override to check a new client's handshake data; raise to deny, return data to send back."""
+        return "hello"
+
+    def clientDisconnect(self, conn):
+        """Override to act when a client connection closes."""
+
+    def housekeeping(self):
+        """Override for periodic clean-up work (called every few seconds by the request loop)."""
+
+    def annotations(self):
+        """Override to add annotations (dict of 4-letter id -> bytes) to every response."""
+        return {}
+
+    # --- registry ---
+
+    def register(self, obj_or_class, objectId=None, force=False, weak=False):
+        """Publish an object or class and return its URI.
+
+        A class gets instances made on demand by its instance mode (default:
+        one per session). ``weak=True`` unregisters the object when it is
+        garbage collected.
+        """
+        if objectId:
+            if not isinstance(objectId, str):
+                raise TypeError("objectId must be a string or None")
+        else:
+            objectId = "obj_" + uuid.uuid4().hex
+        is_class = inspect.isclass(obj_or_class)
+        if is_class:
+            if weak:
+                raise TypeError("Classes cannot be registered with weak=True.")
+            check_instancing(obj_or_class)
+            if not hasattr(obj_or_class, "_pyroInstancing"):
+                obj_or_class._pyroInstancing = ("session", None)
+        if not force:
+            existing = getattr(obj_or_class, "_pyroId", "")
+            if existing and _unpack_weakref(self.objectsById.get(existing)) is obj_or_class:
+                raise errors.DaemonError("object or class already has a Pyro id")
+            if objectId in self.objectsById:
+                raise errors.DaemonError("an object or class is already registered with that id")
+        try:
+            obj_or_class._pyroId = objectId
+            obj_or_class._pyroDaemon = self
+        except AttributeError:
+            raise errors.DaemonError("cannot register %r: it takes no attributes (a builtin type, or __slots__ "
+                                     "without _pyroId and _pyroDaemon)" % (obj_or_class,)) from None
+        autoproxy_type = obj_or_class if is_class else type(obj_or_class)
+        for serializer in serializers.serializers.values():
+            serializer.register_type_replacement(autoproxy_type, _autoproxy)
+        if weak:
+            self.objectsById[objectId] = weakref.ref(obj_or_class)
+            weakref.finalize(obj_or_class, self._unregister_id, objectId)
+        else:
+            self.objectsById[objectId] = obj_or_class
+        return self.uriFor(objectId)
+
+    def _unregister_id(self, objectId):
+        if objectId != core.DAEMON_NAME:
+            self.objectsById.pop(objectId, None)
+
+    def unregister(self, objectOrId):
+        """Stop publishing an object or class (given itself or its id)."""
+        if objectOrId is None:
+            raise ValueError("object or objectid argument expected")
+        if isinstance(objectOrId, str):
+            objectId, obj = objectOrId, None
+        else:
+            objectId, obj = getattr(objectOrId, "_pyroId", None), objectOrId
+            if objectId is None:
+                raise errors.DaemonError("object isn't registered")
+        if objectId == core.DAEMON_NAME:
+            return
+        registered = self.objectsById.pop(objectId, None)
+        if obj is None and registered is not None:
+            try:
+                obj = _unpack_weakref(registered)
+            except errors.DaemonError:
+                obj = None
+        if obj is not None and registered is not None:
+            for name in ("_pyroId", "_pyroDaemon"):
+                try:
+                    delattr(obj, name)
+                except AttributeError:
+                    pass
+        if inspect.isclass(obj):
+            self._pyroInstances.pop(obj, None)
+
+    def uriFor(self, objectOrId, nat=True):
+        """The URI of a registered object (or of any id string); ``nat=False`` ignores the NAT address."""
+        if not isinstance(objectOrId, str):
+            objectOrId = getattr(objectOrId, "_pyroId", None)
+            if objectOrId is None or objectOrId not in self.objectsById:
+                raise errors.DaemonError("object isn't registered in this daemon")
+        location = (self.natLocationStr or self.locationStr) if nat else self.locationStr
+        return core.URI("PYRO:%s@%s" % (objectOrId, location))
+
+    def proxyFor(self, objectOrId, nat=True):
+        """A ready proxy (metadata filled in) for a registered object."""
+        uri = self.uriFor(objectOrId, nat)
+        try:
+            registered = _unpack_weakref(self.objectsById[uri.object])
+        except KeyError:
+            raise errors.DaemonError("object isn't registered in this daemon") from None
+        proxy = Proxy(uri)
+        proxy._pyroGetMetadata(known_metadata=get_exposed_members(registered))
+        return proxy
+
+    def resetMetadataCache(self, objectOrId, nat=True):
+        """Forget cached metadata of an object whose exposed members changed at run time."""
+        uri = self.uriFor(objectOrId, nat)
+        registered = self.objectsById.get(uri.object)
+        if registered is not None:
+            reset_exposed_members(_unpack_weakref(registered))
+
+    # --- the conversation with a client ---
+
+    def _handshake(self, conn, denied_reason=None):
+        """Answer a client's CONNECT with CONNECTOK (handshake response and metadata) or CONNECTFAIL."""
+        settings = self._settings
+        try:
+            msg = conn.recv_message(settings.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECT,))
+        except errors.ConnectionClosedError:
+            log.debug("handshake failed, connection closed early")
+            return False
+        return self._handshake_reply(conn, msg, denied_reason)
+
+    def _handshake_reply(self, conn, msg, denied_reason=None):
+        serializer_id = msg.serializer_id
+        current_context.correlation_id = uuid.UUID(bytes=msg.corr_id) if msg.flags & protocol.FLAGS_CORR_ID \
+            else uuid.uuid4()
+        try:
+            if denied_reason:
+                raise errors.CommunicationError(denied_reason)
+            serializer = serializers.get_serializer_by_id(serializer_id)
+            data = serializer.loads(msg.data)
+            if not isinstance(data, dict) or "handshake" not in data or "object" not in data:
+                raise errors.ProtocolError("invalid handshake data")
+            current_context.client = conn
+            current_context.annotations = msg.annotations
+            response = {
+                "handshake": self.validateHandshake(conn, data["handshake"]),
+                "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"]),
+            }
+            payload = serializer.dumps(response)
+            msgtype = protocol.MSG_CONNECTOK
+        except Exception as exc:
+            log.debug("handshake failed: %s", exc)
+            if serializer_id not in serializers.serializers_by_id:
+                serializer_id = serializers.SerpentSerializer.serializer_id
+            payload = serializers.serializers_by_id[serializer_id].dumps(str(exc))
+            msgtype = protocol.MSG_CONNECTFAIL
+        conn.send(self._encode(msgtype, 0, msg.seq, serializer_id, payload))
+        return msgtype == protocol.MSG_CONNECTOK
+
+    def _encode(self, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
+        annotations = current_context.response_annotations
+        custom = self.annotations()
+        if custom or extra_annotations:
+            annotations = dict(annotations)
+            annotations.update(custom)
+            if extra_annotations:
+                annotations.update(extra_annotations)
+        corr_id = current_context.correlation_id
+        settings = self._settings
+        return protocol.encode(msgtype, flags, seq, serializer_id, payload, annotations,
+                               corr_id.bytes if corr_id else None, settings.COMPRESSION, settings.MAX_MESSAGE_SIZE)
+
+    def handleRequest(self, conn):
+        """Receive one request on ``conn`` and answer it; errors in the call go back to the client."""
+        msg = conn.recv_message(self._settings.MAX_MESSAGE_SIZE, (protocol.MSG_INVOKE, protocol.MSG_PING))
+        self._dispatch(conn, msg)
+
+    def _dispatch(self, conn, msg):
+        """Run the call in ``msg`` and send the reply; re-raises only what must end the connection."""
+        flags = msg.flags
+        is_callback = False
+        context = current_context
+        context.correlation_id = uuid.UUID(bytes=msg.corr_id) if flags & protocol.FLAGS_CORR_ID else uuid.uuid4()
+        context.response_annotations = {}
+        try:
+            if msg.type == protocol.MSG_PING:
+                conn.send(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
+                return
+            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            if flags & protocol.FLAGS_KEEPSERIALIZED:
+                object_id, method_name, vargs, kwargs = _blob_call(msg)
+            else:
+                object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
+            context.client = conn
+            context.client_sock_addr = conn.getpeername()
+            context.seq = msg.seq
+            context.annotations = msg.annotations
+            context.msg_flags = flags
+            context.serializer_id = msg.serializer_id
+            obj = _unpack_weakref(self.objectsById.get(object_id))
+            if obj is None:
+                log.debug("unknown object requested: %s", object_id)
+                raise errors.DaemonError("unknown object")
+            if inspect.isclass(obj):
+                obj = self._get_instance(obj, conn)
+            oneway_call = flags & protocol.FLAGS_ONEWAY
+            if flags & protocol.FLAGS_BATCH:
+                result = self._run_batch(obj, vargs, context)
+                reply_flags = protocol.FLAGS_BATCH
+            elif method_name == "__getattr__":
+                result = get_exposed_property_value(obj, vargs[0])
+                reply_flags = 0
+            elif method_name == "__setattr__":
+                result = set_exposed_property_value(obj, vargs[0], vargs[1])
+                reply_flags = 0
+            else:
+                method = get_exposed_method(obj, method_name)
+                if oneway_call:
+                    self._start_oneway(method, vargs, kwargs, context)
+                    return
+                is_callback = getattr(method, "_pyroCallback", False)
+                try:
+                    result = method(*vargs, **kwargs)
+                except Exception as exc:
+                    self.methodcall_error_handler(self, context.client_sock_addr, method, vargs, kwargs, exc)
+                    raise
+                reply_flags = 0
+            if oneway_call:
+                return
+            if reply_flags == 0 and _is_stream(result):
+                self._send_stream(conn, msg, serializer, result)
+                return
+            conn.send(self._encode(protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id,
+                                   serializer.dumps(result)))
+        except Exception as exc:
+            self._on_call_error(conn, msg, flags, exc)
+            if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)) \
+                    and not isinstance(exc, errors.SerializeError):
+                raise
+
+    def _run_batch(self, obj, calls, context):
+        results = []
+        for method_name, vargs, kwargs in calls:
+            method = get_exposed_method(obj, method_name)
+            try:
+                results.append(method(*vargs, **kwargs))
+            except Exception as exc:
+                self.methodcall_error_handler(self, context.client_sock_addr, method, vargs, kwargs, exc)
+                exc._pyroTraceback = errors.format_traceback(detailed=self._settings.DETAILED_TRACEBACK)
+                results.append(core._ExceptionWrapper(exc))
+                break  # the rest of the batch is not run
+        return results
+
+    def _start_oneway(self, method, vargs, kwargs, context):
+        if not self._settings.ONEWAY_THREADED:
+            self._run_oneway(method, vargs, kwargs, None)
+            return
+        self._oneway_pool.spawn(self._run_oneway, method, vargs, kwargs, context.to_global())
+
+    def _run_oneway(self, method, vargs, kwargs, context_values):
+        if context_values is not None:
+            current_context.from_global(context_values)
+        try:
+            method(*vargs, **kwargs)
+        except Exception as exc:
+            self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
+            log.debug("oneway call %s raised %r", getattr(method, "__qualname__", method), exc)
+
+    def _send_stream(self, conn, msg, serializer, iterator):
+        if not self._settings.ITER_STREAMING:
+            stream_id = None
+        else:
+            if isinstance(iterator, _DICT_VIEW_ITERATORS):
+                raise errors.PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
+            stream_id = self._streams.add(iterator, conn)
+        exc = errors.ProtocolError("result of call is an iterator")
+        extra = {"STRM": stream_id.encode()} if stream_id else None
+        self._send_exception(conn, msg.seq, msg.serializer_id, exc, None, protocol.FLAGS_ITEMSTREAMRESULT, extra)
+
+    def _on_call_error(self, conn, msg, flags, exc):
+        if isinstance(exc, errors.ConnectionClosedError) or flags & protocol.FLAGS_ONEWAY:
+            return
+        if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
+            traceback_lines = errors.format_traceback(detailed=self._settings.DETAILED_TRACEBACK)
+            self._send_exception(conn, msg.seq, msg.serializer_id, exc, traceback_lines)
+
+    def _send_exception(self, conn, seq, serializer_id, exc, traceback_lines, flags=0, extra_annotations=None):
+        exc._pyroTraceback = traceback_lines
+        if serializer_id not in serializers.serializers_by_id:
+            serializer_id = serializers.SerpentSerializer.serializer_id  # the client's id is unknown to us
+        serializer = serializers.serializers_by_id[serializer_id]
+        try:
+            payload = serializer.dumps(exc)
+        except Exception as dump_error:
+            substitute = errors.PyroError("Error serializing exception: %s. Original exception: %s: %s"
+                                          % (dump_error, type(exc), exc))
+            substitute._pyroTraceback = traceback_lines
+            payload = serializer.dumps(substitute)
+        conn.send(self._encode(protocol.MSG_RESULT, flags | protocol.FLAGS_EXCEPTION, seq, serializer_id, payload,
+                               extra_annotations))
+
+    def _get_instance(self, clazz, conn):
+        """The instance of a registered class that serves this call, made as its instance mode says."""
+        mode, creator = check_instancing(clazz)
+        if mode == "session":
+            instance = conn.pyroInstances.get(clazz)
+            if instance is None:
+                instance = conn.pyroInstances[clazz] = _create_instance(clazz, creator)
+            return instance
+        if mode == "single":
+            with self._single_instance_lock:
+                instance = self._pyroInstances.get(clazz)
+                if instance is None:
+                    instance = self._pyroInstances[clazz] = _create_instance(clazz, creator)
+            return instance
+        return _create_instance(clazz, creator)
+
+    def _clientDisconnect(self, conn):
+        self._streams.client_gone(conn)
+        self.clientDisconnect(conn)
+        conn.pyroInstances = {}
+
+    def _housekeeping(self):
+        if self._mustshutdown:
+            return
+        self._streams.expire()
+        self.housekeeping()
+
+
+def _is_stream(result):
+    return isinstance(result, collections.abc.Iterator)
+
+
+def _create_instance(clazz, creator):
+    log.debug("creating an instance of %s", clazz.__name__)
+    try:
+        if creator:
+            instance = creator(clazz)
+            if not isinstance(instance, clazz):
+                raise TypeError("instance creator returned object of different type")
+            return instance
+        return clazz()
+    except Exception:
+        log.exception("could not create pyro object instance")
+        raise
+
+
+def _blob_call(msg):
+    import marshal
+    try:
+        info, object_id, method = marshal.loads(bytes(msg.annotations["BLBI"]))
+    except Exception as exc:
+        raise errors.SerializeError("invalid SerializedBlob info annotation: %s" % exc) from None
+    return object_id, method, (SerializedBlob(info, msg, is_blob=True),), {}
+
+
+def _autoproxy(obj):
+    daemon = getattr(obj, "_pyroDaemon", None)
+    if daemon is not None and not inspect.isclass(obj):
+        try:
+            return daemon.proxyFor(obj)
+        except errors.DaemonError:
+            return obj
+    return obj
+
+
+serializers.register_wire_class(Daemon, "Pyro5.server.Daemon")
+
+
+def serve(objects, host=None, port=0, daemon=None, use_ns=True, verbose=True):
+    """Publish a dict of {object or class: name or None} and run the request loop.
+
+    With ``use_ns`` the names are registered in the name server (None names
+    stay out of it); without, the names become the object ids in the daemon.
+    """
+    if daemon is None:
+        daemon = Daemon(host, port)
+    with daemon:
+        ns = core.locate_ns() if use_ns else None
+        for obj, name in objects.items():
+            uri = daemon.register(obj, None if ns else name)
+            if verbose:
+                print("Object {0}:\n    uri = {1}".format(repr(obj), uri))
+            if name and ns:
+                ns.register(name, uri)
+                if verbose:
+                    print("    name = {0}".format(name))
+        if verbose:
+            print("Pyro daemon running.")
+        daemon.requestLoop()

@@ -1,0 +1,147 @@
+"""Pieces every server type shares: the listening socket, the stop signal, serving one connection."""
+
+import contextlib
+import logging
+import socket as _stdlib_socket
+
+import gevent
+import gevent.event
+import gevent.monkey
+from gevent.hub import get_hub
+
+from .. import core, errors, socketutil
+
+log = logging.getLogger("geopyro.servers")
+
+os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
+_RealEvent = gevent.monkey.get_original("threading", "Event")
+
+
+def listen(settings, host, port, unixsocket):
+    """Bind the listening socket; return (gevent socket, location string)."""
+    if unixsocket:
+        sock = socketutil.create_socket(bind=unixsocket, reuseaddr=settings.SOCK_REUSE, noinherit=True,
+                                        nodelay=False, timeout=None)
+        return sock, core.UNIX_PREFIX + unixsocket
+    host = settings.HOST if host is None else str(host)
+    sock = socketutil.create_socket(bind=(host, port), reuseaddr=settings.SOCK_REUSE, noinherit=True,
+                                    nodelay=settings.SOCK_NODELAY, timeout=None,
+                                    ipv6=True if ":" in host else None)
+    bound = sock.getsockname()
+    return sock, "%s:%d" % (core.host_for_uri(host or bound[0]), port or bound[1])
+
+
+def ssl_server_context(settings):
+    """The server TLS context when SSL is on, else None."""
+    if not settings.SSL:
+        return None
+    return socketutil.get_ssl_context(servercert=settings.SSL_SERVERCERT, serverkey=settings.SSL_SERVERKEY,
+                                      keypassword=settings.SSL_SERVERKEYPASSWD, cacerts=settings.SSL_CACERTS)
+
+
+def housekeeping_interval(settings):
+    """How often the daemon's housekeeping runs (as Pyro5: POLLTIMEOUT, bounded by COMMTIMEOUT or 5 s)."""
+    return max(0.05, min(settings.POLLTIMEOUT or 2.0, max(settings.COMMTIMEOUT or 0, 5)))
+
+
+class StopSignal:
+    """A stop request that may come from any greenlet or any OS thread.
+
+    ``wait(timeout)`` is used by the loop greenlet; ``set()`` can be called
+    from anywhere: from another thread it is delivered through the loop's hub.
+    """
+
+    def __init__(self):
+        self._event = gevent.event.Event()
+        self._hub = get_hub()
+        self._thread = os_thread_id()
+
+    def set(self):
+        if os_thread_id() == self._thread:
+            self._event.set()
+        else:
+            self._hub.loop.run_callback_threadsafe(self._event.set)
+
+    def is_set(self):
+        return self._event.is_set()
+
+    def wait(self, timeout):
+        return self._event.wait(timeout)
+
+
+class LoopState:
+    """Tracks whether a request loop runs, so shutdown() can wait for it from any thread."""
+
+    def __init__(self):
+        self.thread = None
+        self.greenlet = None
+        self._stopped_green = gevent.event.Event()
+        self._stopped_green.set()
+        self._stopped_real = _RealEvent()
+        self._stopped_real.set()
+
+    def started(self):
+        self.thread = os_thread_id()
+        self.greenlet = gevent.getcurrent()
+        self._stopped_green.clear()
+        self._stopped_real.clear()
+
+    def stopped(self):
+        self._stopped_green.set()
+        self._stopped_real.set()
+        self.thread = self.greenlet = None
+
+    @property
+    def running(self):
+        return self.thread is not None
+
+    def wait_stopped(self, timeout, handler_greenlets=()):
+        """Wait (cooperatively, or blocking when called from another thread) for the loop to end."""
+        if self.thread is None:
+            return True
+        if os_thread_id() != self.thread:
+            return self._stopped_real.wait(timeout)
+        current = gevent.getcurrent()
+        if current is self.greenlet or current in handler_greenlets:
+            return False  # the loop cannot end while we sit inside it
+        return self._stopped_green.wait(timeout)
+
+
+def serve_connection(daemon, conn, settings):
+    """Handshake, then handle requests until the client leaves or misbehaves."""
+    try:
+        if not daemon._handshake(conn):
+            return
+        while not daemon._shutting_down:
+            daemon.handleRequest(conn)
+    except (errors.ConnectionClosedError, _stdlib_socket.error):
+        log.debug("client disconnected: %s", conn)
+    except errors.TimeoutError as exc:
+        log.debug("closing connection %s: %s", conn, exc)
+    except errors.SecurityError as exc:
+        log.warning("closing connection %s after a security error: %s", conn, exc)
+    except errors.ProtocolError as exc:
+        log.warning("closing connection %s after a protocol error: %s", conn, exc)
+    except gevent.GreenletExit:
+        pass
+    except Exception:
+        log.warning("closing connection %s after an error in request handling", conn, exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            daemon._clientDisconnect(conn)
+        conn.close()
+
+
+def deny_connection(daemon, conn, reason):
+    """Answer a client's CONNECT with CONNECTFAIL and close the connection."""
+    log.warning("client connection denied: %s", reason)
+    with contextlib.suppress(Exception):
+        daemon._handshake(conn, denied_reason=reason)
+    conn.close()
+
+
+def guard_thread(loop_state):
+    """Refuse to run a second request loop while one is active."""
+    if loop_state.running:
+        raise errors.DaemonError("the request loop of this daemon is already running")
+

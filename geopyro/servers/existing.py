@@ -1,0 +1,91 @@
+"""A daemon serving one socket that is already connected (a socketpair, an accepted socket, a pipe-like link).
+
+There is no listening socket and no handshake (the proxy on the other end,
+made with ``connected_socket=``, skips it too, as in Pyro5). The request loop
+ends when that one connection closes. The socket itself stays the caller's.
+"""
+
+import logging
+import socket as _stdlib_socket
+
+from .. import core, errors, socketutil
+from . import common
+
+log = logging.getLogger("geopyro.servers.existing")
+
+
+class ExistingConnectionServer:
+    """Serves requests arriving on one connected socket."""
+
+    def __init__(self, daemon, settings, connected_socket):
+        connected_socket.getpeername()  # raises if the socket is not connected
+        self.daemon = daemon
+        self.settings = settings
+        self.sock = socketutil.to_gevent_socket(connected_socket)
+        name = self.sock.getsockname()
+        if self.sock.family == _stdlib_socket.AF_UNIX:
+            self.locationStr = core.UNIX_PREFIX + (name or "<<not-bound>>")
+        else:
+            self.locationStr = "%s:%d" % (core.host_for_uri(name[0]), name[1])
+        self.conn = socketutil.SocketConnection(self.sock, keep_open=True)
+        self._loop = common.LoopState()
+        self._stop = None
+        log.info("serving the connected socket %s", self.locationStr)
+
+    def __str__(self):
+        return "existing connection"
+
+    @property
+    def selector(self):
+        raise TypeError("single-connection server doesn't have multiplexing selector")
+
+    @property
+    def sockets(self):
+        return [self.sock] if self.conn is not None else []
+
+    def combine_loop(self, other):
+        raise errors.PyroError("cannot combine servers when using user-supplied connected socket")
+
+    def events(self, eventsockets):
+        raise errors.PyroError("cannot combine events when using user-supplied connected socket")
+
+    def _serve_one(self):
+        """Handle one request; False when the connection is gone."""
+        try:
+            self.daemon.handleRequest(self.conn)
+            return True
+        except (errors.ConnectionClosedError, errors.SecurityError, _stdlib_socket.error) as exc:
+            log.debug("connected socket finished: %s", exc)
+        except errors.CommunicationError as exc:
+            log.warning("error on connected socket: %s", exc)
+        except Exception:
+            log.warning("error during handleRequest on connected socket", exc_info=True)
+        self._finish()
+        return False
+
+    def _finish(self):
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            self.daemon._clientDisconnect(conn)
+            conn.close()
+
+    def loop(self, loop_condition=lambda: True):
+        """Serve until the connection closes, shutdown() is called or loop_condition() is false."""
+        common.guard_thread(self._loop)
+        self._stop = common.StopSignal()
+        self._loop.started()
+        try:
+            while self.conn is not None and loop_condition() and not self._stop.is_set():
+                if not self._serve_one():
+                    break
+                self.daemon._housekeeping()
+        finally:
+            self._loop.stopped()
+
+    def shutdown(self):
+        if self._stop is not None:
+            self._stop.set()
+        self.close()
+
+    def close(self):
+        self._finish()

@@ -1,0 +1,143 @@
+"""The default server type: one greenlet per connection, on gevent's StreamServer.
+
+It stands in for Pyro5's thread pool: calls on different connections run
+concurrently as long as they yield (gevent sockets, ``gevent.sleep``, or any
+blocking call in a monkeypatched program). There is no pool ceiling; set
+MAX_CONNECTIONS to refuse clients beyond a limit with a readable error.
+"""
+
+import logging
+
+import gevent
+import gevent.pool
+from gevent.server import StreamServer
+
+from .. import errors, socketutil
+from ..callcontext import current_context
+from . import common
+
+log = logging.getLogger("geopyro.servers.greenlet")
+
+
+class GreenletServer:
+    """Accepts connections and serves each in its own greenlet."""
+
+    selector = None  # no selector: gevent's hub does the waiting
+
+    def __init__(self, daemon, settings, host, port, unixsocket):
+        self.daemon = daemon
+        self.settings = settings
+        self.sock, self.locationStr = common.listen(settings, host, port, unixsocket)
+        self._sock_thread = common.os_thread_id()
+        self._ssl_context = common.ssl_server_context(settings)
+        self._connections = set()
+        self._handlers = gevent.pool.Pool()
+        self._server = None
+        self._stop = None
+        self._loop = common.LoopState()
+        self._closed = False
+        log.info("greenlet server listening on %s", self.locationStr)
+
+    def __repr__(self):
+        return "<GreenletServer on %s; %d connections>" % (self.locationStr, len(self._connections))
+
+    def __str__(self):
+        return "greenlet"
+
+    @property
+    def sockets(self):
+        listening = [self.sock] if self.sock is not None else []
+        return listening + [conn.sock for conn in self._connections]
+
+    def _make_stream_server(self):
+        if common.os_thread_id() != self._sock_thread:
+            self.sock = socketutil.rewrap_for_this_thread(self.sock)
+            self._sock_thread = common.os_thread_id()
+        kwargs = {"spawn": self._handlers}
+        if self._ssl_context is not None:
+            kwargs["ssl_context"] = self._ssl_context
+        return StreamServer(self.sock, self._handle, **kwargs)
+
+    def _handle(self, sock, address):
+        conn = socketutil.SocketConnection(sock)
+        conn._peer = address
+        limit = self.settings.MAX_CONNECTIONS
+        if limit and len(self._connections) >= limit:
+            common.deny_connection(self.daemon, conn, "server is at its connection limit (%d), try again later"
+                                   % limit)
+            return
+        sock.settimeout(self.settings.COMMTIMEOUT or None)
+        self._connections.add(conn)
+        try:
+            common.serve_connection(self.daemon, conn, self.settings)
+        finally:
+            self._connections.discard(conn)
+
+    def loop(self, loop_condition=lambda: True):
+        """Serve until shutdown() or until loop_condition() turns false (checked every POLLTIMEOUT)."""
+        if self._closed:
+            raise errors.DaemonError("this daemon has been closed")
+        common.guard_thread(self._loop)
+        if self._server is None:
+            self._server = self._make_stream_server()
+        self._stop = common.StopSignal()
+        self._loop.started()
+        interval = common.housekeeping_interval(self.settings)
+        try:
+            self._server.start()
+            while loop_condition() and not self._stop.is_set():
+                if self._stop.wait(interval):
+                    break
+                self.daemon._housekeeping()
+        finally:
+            if self._closed:
+                self._close_now()
+            elif self._server is not None:
+                self._server.stop_accepting()
+            self._loop.stopped()
+
+    def events(self, eventsockets):
+        raise errors.PyroError("the greenlet server type has no events() to drive from another loop; "
+                               "use SERVERTYPE='multiplex' for event-loop integration")
+
+    def combine_loop(self, other):
+        raise errors.PyroError("combine() needs SERVERTYPE='multiplex'; with the greenlet server run each "
+                               "daemon's requestLoop in its own greenlet (gevent.spawn(daemon.requestLoop))")
+
+    def shutdown(self):
+        """Stop the request loop (from any greenlet or thread) and wait for it to end."""
+        if self._stop is not None:
+            self._stop.set()
+        self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets)
+
+    def close(self):
+        """Stop accepting, close every client connection and the listening socket."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.running:
+            self._stop.set()
+            if common.os_thread_id() != self._loop.thread:
+                self._loop.wait_stopped(5.0)  # the loop closes everything in its own thread
+                return
+        self._close_now()
+
+    def _close_now(self):
+        if self.sock is None:
+            return
+        if self._server is not None:
+            self._server.stop_accepting()
+        calling_conn = current_context.client
+        for conn in list(self._connections):
+            if conn is not calling_conn:  # a call that shut the daemon down still gets its reply
+                conn.close()
+        current = gevent.getcurrent()
+        others = [g for g in self._handlers.greenlets if g is not current]
+        if others:
+            gevent.killall(others, block=False)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.sock = None
+        log.debug("greenlet server on %s closed", self.locationStr)

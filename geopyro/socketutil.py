@@ -1,0 +1,382 @@
+"""Sockets, TLS contexts and address helpers.
+
+Every socket made here is a gevent socket, so it cooperates with other
+greenlets whether or not the program called ``gevent.monkey.patch_all()``.
+"""
+
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import socket as _stdlib_socket
+import weakref
+
+import gevent.socket as gsocket
+import gevent.ssl as gssl
+
+from . import config, protocol
+from .errors import CommunicationError, ConnectionClosedError, TimeoutError
+
+log = logging.getLogger("geopyro.socketutil")
+
+RECV_CHUNK = 256 * 1024
+
+ERRNO_EADDRINUSE = (errno.EADDRINUSE,)
+ERRNO_EADDRNOTAVAIL = (errno.EADDRNOTAVAIL,)
+
+
+def get_ip_address(hostname, workaround127=False, version=None):
+    """The IP address (ipaddress object) of ``hostname``; ``version`` 4, 6, 0 (any) or None (PREFER_IP_VERSION).
+
+    With ``workaround127``, a loopback answer is replaced by the address of
+    the interface that routes outward, when there is one.
+    """
+    if not workaround127:
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(hostname)
+
+    def lookup(ip_version):
+        families = {4: _stdlib_socket.AF_INET, 6: _stdlib_socket.AF_INET6, 0: _stdlib_socket.AF_UNSPEC}
+        if ip_version not in families:
+            raise ValueError("unknown ip version %r (use 4, 6 or 0)" % (ip_version,))
+        infos = gsocket.getaddrinfo(hostname or _stdlib_socket.gethostname(), 80, families[ip_version],
+                                    _stdlib_socket.SOCK_STREAM, _stdlib_socket.IPPROTO_TCP)
+        ip = infos[0][4][0]
+        if workaround127 and (ip.startswith("127.") or ip == "0.0.0.0"):
+            with contextlib.suppress(OSError):
+                return get_interface("4.2.2.2").ip
+        return ipaddress.ip_address(ip)
+
+    if hostname and ":" in hostname and version is None:
+        version = 0
+    try:
+        return lookup(config.PREFER_IP_VERSION if version is None else version)
+    except _stdlib_socket.gaierror:
+        if version == 6 or (version is None and config.PREFER_IP_VERSION == 6):
+            raise OSError("unable to determine IPV6 address of %r" % hostname) from None
+        return lookup(0)
+
+
+def get_interface(ip_address):
+    """The local interface (ipaddress interface object) that would be used to reach ``ip_address``."""
+    if isinstance(ip_address, str):
+        ip_address = get_ip_address(ip_address)
+    family = _stdlib_socket.AF_INET if ip_address.version == 4 else _stdlib_socket.AF_INET6
+    with gsocket.socket(family, _stdlib_socket.SOCK_DGRAM) as sock:
+        sock.connect((str(ip_address), 53))  # UDP connect sends nothing; it only picks a route
+        return ipaddress.ip_interface(sock.getsockname()[0])
+
+
+def _family_for(address, ipv6):
+    if isinstance(address, str):
+        return _stdlib_socket.AF_UNIX
+    if ipv6 is None:
+        ipv6 = config.PREFER_IP_VERSION == 6
+    host = address[0]
+    if ipv6 or (host and ":" in host) or len(address) == 4:
+        return _stdlib_socket.AF_INET6
+    return _stdlib_socket.AF_INET
+
+
+def _resolve_tcp(address, family):
+    """Resolve a (host, port) pair for the given family (getaddrinfo handles names like 'localhost')."""
+    host, port = address[0], address[1]
+    if family == _stdlib_socket.AF_INET and host in ("", None):
+        return ("0.0.0.0", port)
+    infos = gsocket.getaddrinfo(host, port, family, _stdlib_socket.SOCK_STREAM)
+    return infos[0][4]
+
+
+def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, timeout=-1, noinherit=False,
+                  ipv6=False, nodelay=True, sslContext=None):
+    """Make a TCP or Unix socket, bound and listening, or connected.
+
+    A str address means a Unix domain socket. ``timeout=-1`` leaves the
+    default; None means blocking. ``sslContext`` wraps the socket in TLS.
+    """
+    if bind and connect:
+        raise ValueError("bind and connect cannot both be given")
+    address = bind or connect
+    family = _family_for(address, ipv6) if address is not None else (
+        _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET)
+    if family == _stdlib_socket.AF_UNIX and bind and os.path.exists(bind):
+        os.remove(bind)  # a stale socket file from an earlier run
+    sock = gsocket.socket(family, _stdlib_socket.SOCK_STREAM)
+    try:
+        if sslContext is not None:
+            if bind:
+                sock = sslContext.wrap_socket(sock, server_side=True)
+            else:
+                server_hostname = connect[0] if isinstance(connect, tuple) else None
+                if server_hostname and sslContext.check_hostname is False:
+                    server_hostname = None
+                sock = sslContext.wrap_socket(sock, server_side=False, server_hostname=server_hostname)
+        if nodelay and family != _stdlib_socket.AF_UNIX:
+            set_nodelay(sock)
+        if reuseaddr:
+            set_reuseaddr(sock)
+        if noinherit:
+            sock.set_inheritable(False)
+        if timeout != -1:
+            sock.settimeout(timeout)
+        if bind:
+            if family == _stdlib_socket.AF_UNIX:
+                sock.bind(bind)
+            else:
+                sock.bind(_resolve_tcp(bind, family) if bind[0] else ("::" if family == _stdlib_socket.AF_INET6
+                                                                      else "0.0.0.0", bind[1]))
+            sock.listen(1024)
+        elif connect:
+            target = connect if family == _stdlib_socket.AF_UNIX else _resolve_tcp(connect, family)
+            try:
+                sock.connect(target)
+            except _stdlib_socket.timeout:
+                raise TimeoutError("connecting to %s: timeout" % (connect,)) from None
+            except OSError as exc:
+                raise CommunicationError("cannot connect to %s: %s" % (connect, exc)) from None
+        if keepalive and family != _stdlib_socket.AF_UNIX:
+            sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_KEEPALIVE, 1)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False):
+    """A UDP socket that may send broadcasts (used by name server discovery)."""
+    family = _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET
+    sock = gsocket.socket(family, _stdlib_socket.SOCK_DGRAM)
+    try:
+        if family == _stdlib_socket.AF_INET:
+            sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_BROADCAST, 1)
+        if reuseaddr:
+            set_reuseaddr(sock)
+        if timeout != -1:
+            sock.settimeout(timeout)
+        if bind:
+            host = bind[0] or ("::" if ipv6 else "")
+            sock.bind((host, bind[1]) if family == _stdlib_socket.AF_INET else (host, bind[1], 0, 0))
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def set_reuseaddr(sock):
+    """Allow rebinding a port that has connections in TIME_WAIT."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_REUSEADDR, 1)
+
+
+def set_nodelay(sock):
+    """Turn off Nagle's algorithm: small request/response messages go out at once."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
+
+
+def set_keepalive(sock):
+    """Enable TCP keepalive probes."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_KEEPALIVE, 1)
+
+
+def bind_unused_port(sock, host="localhost"):
+    """Bind ``sock`` to a free port on ``host`` and return the port."""
+    if sock.family == _stdlib_socket.AF_INET6:
+        sock.bind((host if host != "localhost" else "::1", 0, 0, 0))
+    else:
+        sock.bind((host, 0))
+    return sock.getsockname()[1]
+
+
+def find_probably_unused_port(family=_stdlib_socket.AF_INET, socktype=_stdlib_socket.SOCK_STREAM):
+    """A port that was free a moment ago (racy by nature: prefer port 0 where you can)."""
+    with gsocket.socket(family, socktype) as probe:
+        return bind_unused_port(probe)
+
+
+def family_str(sock):
+    """'IPv4', 'IPv6' or 'Unix' for a socket."""
+    return {_stdlib_socket.AF_INET: "IPv4", _stdlib_socket.AF_INET6: "IPv6"}.get(sock.family, "Unix")
+
+
+def to_gevent_socket(sock):
+    """Take over a socket object as a cooperative gevent socket (stdlib sockets are detached)."""
+    if isinstance(sock, gsocket.socket) or isinstance(sock, gssl.SSLSocket):
+        return sock
+    timeout = sock.gettimeout()
+    converted = gsocket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    converted.settimeout(timeout)
+    return converted
+
+
+def rewrap_for_this_thread(sock):
+    """Move a gevent socket to the hub of the calling thread (gevent sockets are tied to one hub)."""
+    if isinstance(sock, gssl.SSLSocket):
+        return sock  # TLS state cannot be moved; keep using it as it is
+    timeout = sock.gettimeout()
+    moved = gsocket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    moved.settimeout(timeout)
+    return moved
+
+
+class SocketConnection:
+    """One end of a Pyro connection: exact-size receives, whole-message reads, and per-connection state.
+
+    Server code keeps the session instances and tracked resources of the
+    client here; they are released when the connection closes.
+    """
+
+    __slots__ = ("sock", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
+                 "__weakref__", "_peer")
+
+    def __init__(self, sock, objectId=None, keep_open=False):
+        self.sock = sock
+        self.objectId = objectId
+        self.pyroInstances = {}
+        self.tracked_resources = weakref.WeakSet()
+        self.keep_open = keep_open
+        self._reader = None
+        self._closed = False
+        self._peer = None
+
+    # --- raw bytes ---
+
+    def send(self, data):
+        """Send all of ``data``."""
+        try:
+            self.sock.sendall(data)
+        except _stdlib_socket.timeout:
+            raise TimeoutError("sending: timeout") from None
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError("sending: connection lost: %s" % exc) from None
+
+    def recv(self, size):
+        """Receive exactly ``size`` bytes, or raise ConnectionClosedError / TimeoutError."""
+        chunks = []
+        remaining = size
+        while remaining:
+            chunk = self._recv_some(min(remaining, RECV_CHUNK))
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _recv_some(self, size):
+        try:
+            chunk = self.sock.recv(size)
+        except _stdlib_socket.timeout:
+            raise TimeoutError("receiving: timeout") from None
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError("receiving: connection lost: %s" % exc) from None
+        if not chunk:
+            raise ConnectionClosedError("receiving: connection closed by peer")
+        return chunk
+
+    # --- whole protocol messages ---
+
+    def recv_message(self, max_size, accepted_types=None):
+        """Read one complete protocol message (buffering any bytes that follow it)."""
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = protocol.MessageReader(max_size)
+        msg = reader.next_message()
+        while msg is None:
+            reader.feed(self._recv_some(max(reader.bytes_needed(), RECV_CHUNK)))
+            msg = reader.next_message()
+        if accepted_types and msg.type not in accepted_types:
+            from .errors import ProtocolError
+            exc = ProtocolError("invalid msg type %d received (expected: %s)"
+                                % (msg.type, ",".join(str(t) for t in accepted_types)))
+            exc.pyroMsg = msg
+            raise exc
+        return msg
+
+    @property
+    def reader(self):
+        """The incremental parser holding bytes received on this connection (multiplex server use)."""
+        if self._reader is None:
+            self._reader = protocol.MessageReader(config.MAX_MESSAGE_SIZE)
+        return self._reader
+
+    # --- lifecycle and information ---
+
+    def close(self):
+        """Close the socket (unless keep_open) and release resources tied to the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.keep_open:
+            with contextlib.suppress(OSError, ValueError):
+                self.sock.shutdown(_stdlib_socket.SHUT_RDWR)
+            with contextlib.suppress(OSError, ValueError):
+                self.sock.close()
+        for resource in list(self.tracked_resources):
+            with contextlib.suppress(Exception):
+                resource.close()
+        self.tracked_resources.clear()
+        self.pyroInstances = {}
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def family(self):
+        return family_str(self.sock)
+
+    def getpeername(self):
+        try:
+            return self.sock.getpeername()
+        except OSError:
+            return self._peer
+
+    def setTimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def getTimeout(self):
+        return self.sock.gettimeout()
+
+    def getpeercert(self):
+        try:
+            return self.sock.getpeercert()
+        except AttributeError:
+            return None
+
+    timeout = property(getTimeout, setTimeout)
+
+    def __repr__(self):
+        return "<SocketConnection fd=%s peer=%s>" % (self.sock.fileno() if not self._closed else -1,
+                                                     self.getpeername())
+
+
+def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", cacerts="", keypassword=""):
+    """A TLS context for a server (servercert given) or a client, from Pyro5's SSL_* settings."""
+    if servercert:
+        if clientcert:
+            raise ValueError("can't have both server cert and client cert")
+        context = gssl.SSLContext(gssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(servercert, serverkey or None, keypassword or None)
+        if cacerts:
+            if os.path.isdir(cacerts):
+                context.load_verify_locations(capath=cacerts)
+            else:
+                context.load_verify_locations(cafile=cacerts)
+        if config.SSL_REQUIRECLIENTCERT:
+            context.verify_mode = gssl.CERT_REQUIRED
+        else:
+            context.verify_mode = gssl.CERT_NONE
+        return context
+    context = gssl.SSLContext(gssl.PROTOCOL_TLS_CLIENT)
+    if cacerts:
+        if os.path.isdir(cacerts):
+            context.load_verify_locations(capath=cacerts)
+        else:
+            context.load_verify_locations(cafile=cacerts)
+    else:
+        context.load_default_certs()
+    if clientcert:
+        context.load_cert_chain(clientcert, clientkey or None, keypassword or None)
+    return context

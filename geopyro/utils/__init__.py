@@ -1,0 +1,1 @@
+"""Small applications built on geopyro (echo server)."""
