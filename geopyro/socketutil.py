@@ -20,7 +20,7 @@ from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 
 log = logging.getLogger("geopyro.socketutil")
 
-RECV_CHUNK = 256 * 1024
+RECV_CHUNK = 64 * 1024  # bytes asked of recv() at a time; never the size a peer declares
 
 ERRNO_EADDRINUSE = (errno.EADDRINUSE,)
 ERRNO_EADDRNOTAVAIL = (errno.EADDRNOTAVAIL,)
@@ -84,6 +84,13 @@ def _resolve_tcp(address, family):
     host, port = address[0], address[1]
     if family == _stdlib_socket.AF_INET and host in ("", None):
         return ("0.0.0.0", port)
+    try:
+        literal = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        literal = None
+    if literal is not None and literal.version == (6 if family == _stdlib_socket.AF_INET6 else 4) \
+            and "%" not in host:
+        return (host, port) if literal.version == 4 else (host, port, 0, 0)  # no lookup needed
     infos = gsocket.getaddrinfo(host, port, family, _stdlib_socket.SOCK_STREAM)
     return infos[0][4]
 
@@ -202,13 +209,37 @@ def family_str(sock):
 
 
 def to_gevent_socket(sock):
-    """Take over a socket object as a cooperative gevent socket (stdlib sockets are detached)."""
-    if isinstance(sock, gsocket.socket) or isinstance(sock, gssl.SSLSocket):
+    """A cooperative gevent socket for ``sock``; a stdlib socket is borrowed, not taken over.
+
+    The gevent socket shares the file descriptor, so when the owner closes the
+    original, the peer sees the connection end. Release the borrowed wrapper
+    with ``release_borrowed`` (SocketConnection does) so it never closes the fd.
+    """
+    if isinstance(sock, (gsocket.socket, gssl.SSLSocket)):
         return sock
-    timeout = sock.gettimeout()
-    converted = gsocket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-    converted.settimeout(timeout)
-    return converted
+    borrowed = _BorrowedSocket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+    borrowed.settimeout(sock.gettimeout())
+    borrowed.owner = sock  # keeps the owner's object alive as long as we use its fd
+    weakref.finalize(borrowed, _forget_fd, borrowed._sock)
+    return borrowed
+
+
+class _BorrowedSocket(gsocket.socket):
+    """A gevent socket over a file descriptor that belongs to another socket object."""
+
+    __slots__ = ("owner",)
+
+
+def _forget_fd(raw):
+    with contextlib.suppress(OSError, ValueError):
+        raw.detach()
+
+
+def release_borrowed(sock):
+    """Drop a wrapper made by ``to_gevent_socket`` without closing the owner's file descriptor."""
+    if isinstance(sock, _BorrowedSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.detach()
 
 
 def rewrap_for_this_thread(sock):
@@ -282,7 +313,7 @@ class SocketConnection:
             reader = self._reader = protocol.MessageReader(max_size)
         msg = reader.next_message()
         while msg is None:
-            reader.feed(self._recv_some(max(reader.bytes_needed(), RECV_CHUNK)))
+            reader.feed(self._recv_some(RECV_CHUNK))
             msg = reader.next_message()
         if accepted_types and msg.type not in accepted_types:
             from .errors import ProtocolError
@@ -306,7 +337,9 @@ class SocketConnection:
         if self._closed:
             return
         self._closed = True
-        if not self.keep_open:
+        if self.keep_open:
+            release_borrowed(self.sock)
+        else:
             with contextlib.suppress(OSError, ValueError):
                 self.sock.shutdown(_stdlib_socket.SHUT_RDWR)
             with contextlib.suppress(OSError, ValueError):

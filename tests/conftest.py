@@ -62,7 +62,7 @@ def daemons():
     runner.stop_all()
 
 
-SERVER_TYPES = ["greenlet"]  # the [Multiplex] work adds "multiplex" here
+SERVER_TYPES = ["greenlet", "multiplex"]
 
 
 @pytest.fixture(params=SERVER_TYPES)

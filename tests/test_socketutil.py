@@ -143,9 +143,6 @@ def test_recv_message_too_large(pair):
         SocketConnection(b).recv_message(100)
 
 
-@pytest.mark.xfail(strict=True, reason="socketutil bug (reported): recv_message asks sock.recv for "
-                                       "max(bytes_needed, RECV_CHUNK) bytes, so a header that declares a huge "
-                                       "size makes CPython allocate a receive buffer of that size")
 def test_recv_message_does_not_allocate_the_declared_size(pair):
     a, b = pair
     declared = 200 * 1024 * 1024

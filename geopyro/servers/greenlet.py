@@ -36,6 +36,7 @@ class GreenletServer:
         self._stop = None
         self._loop = common.LoopState()
         self._closed = False
+        self._combined = []
         log.info("greenlet server listening on %s", self.locationStr)
 
     def __repr__(self):
@@ -83,13 +84,18 @@ class GreenletServer:
         self._stop = common.StopSignal()
         self._loop.started()
         interval = common.housekeeping_interval(self.settings)
+        keep_going = lambda: loop_condition() and not self._stop.is_set()  # noqa: E731
+        others = [gevent.spawn(other.loop, keep_going) for other in self._combined]
         try:
             self._server.start()
-            while loop_condition() and not self._stop.is_set():
+            while keep_going():
                 if self._stop.wait(interval):
                     break
                 self.daemon._housekeeping()
         finally:
+            for other in self._combined:
+                other.request_stop()
+            gevent.joinall(others, timeout=5.0)
             if self._closed:
                 self._close_now()
             elif self._server is not None:
@@ -101,8 +107,15 @@ class GreenletServer:
                                "use SERVERTYPE='multiplex' for event-loop integration")
 
     def combine_loop(self, other):
-        raise errors.PyroError("combine() needs SERVERTYPE='multiplex'; with the greenlet server run each "
-                               "daemon's requestLoop in its own greenlet (gevent.spawn(daemon.requestLoop))")
+        """Run ``other``'s loop in a greenlet beside this one, for as long as this loop runs.
+
+        Pyro5's thread server cannot combine; with greenlets it costs nothing, so it works here too.
+        """
+        self._combined.append(other)
+
+    def request_stop(self):
+        if self._stop is not None:
+            self._stop.set()
 
     def shutdown(self):
         """Stop the request loop (from any greenlet or thread) and wait for it to end."""

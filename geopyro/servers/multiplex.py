@@ -1,0 +1,343 @@
+"""The multiplex server type: one greenlet handles every call in turn.
+
+It waits on a gevent selector (the hub's watchers, no busy loop), reads
+whatever bytes are ready into each connection's incremental parser, and runs
+each complete request before looking at the next. Exactly one call runs at a
+time; a client that sends half a message holds up nobody. Oneway calls still
+go to their own greenlet when ONEWAY_THREADED is on.
+
+Because everything goes through ``sockets``, ``selector`` and ``events()``,
+the daemon can also be driven by someone else's loop, and ``combine()`` lets
+one request loop serve several daemons.
+"""
+
+import contextlib
+import logging
+import os
+import socket as _stdlib_socket
+import time
+
+from gevent.selectors import GeventSelector
+
+from .. import errors, protocol, socketutil
+from . import common
+
+log = logging.getLogger("geopyro.servers.multiplex")
+
+_READ = 1  # selectors.EVENT_READ
+_EXPECTED = (protocol.MSG_INVOKE, protocol.MSG_PING)
+
+
+class _Client:
+    """A connection and where it is in the conversation."""
+
+    __slots__ = ("conn", "handshaken", "last_activity")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.handshaken = False
+        self.last_activity = time.monotonic()
+
+
+class MultiplexServer:
+    """Serves all connections of a daemon (and of combined daemons) from one loop."""
+
+    def __init__(self, daemon, settings, host, port, unixsocket):
+        self.daemon = daemon
+        self.settings = settings
+        self.sock, self.locationStr = common.listen(settings, host, port, unixsocket)
+        self._sock_thread = common.os_thread_id()
+        self._ssl_context = common.ssl_server_context(settings)
+        self._clients = {}  # socket -> _Client
+        self._selector = None
+        self._selector_thread = None
+        self._owner = self  # the server whose selector and loop we live in (see combine_loop)
+        self._combined = []
+        self._wake_r = self._wake_w = None
+        self._stop = None
+        self._loop = common.LoopState()
+        self._closed = False
+        log.info("multiplex server listening on %s", self.locationStr)
+
+    def __repr__(self):
+        return "<MultiplexServer on %s; %d connections>" % (self.locationStr, len(self._clients))
+
+    def __str__(self):
+        return "multiplex"
+
+    # --- what an external event loop sees ---
+
+    @property
+    def selector(self):
+        """The gevent selector every socket of this server is registered in."""
+        return self._ensure_selector()
+
+    @property
+    def sockets(self):
+        listening = [self.sock] if self.sock is not None else []
+        return listening + list(self._clients)
+
+    def events(self, eventsockets):
+        """Handle the given ready sockets (listening or client) of this server or of combined ones."""
+        selector = self._ensure_selector()
+        for sock in eventsockets:
+            try:
+                key = selector.get_key(sock)
+            except (KeyError, ValueError):
+                continue  # closed meanwhile, or not ours
+            key.data()
+
+    # --- setup ---
+
+    def _ensure_selector(self):
+        """The selector, made in (and for) the calling thread: gevent watchers belong to one hub."""
+        owner = self._owner
+        if owner is not self:
+            return owner._ensure_selector()
+        here = common.os_thread_id()
+        if self._selector is not None and self._selector_thread != here and not self._loop.running:
+            self._discard_selector()
+        if self._selector is None:
+            for server in [self] + self._combined:
+                server._move_to_this_thread()
+            self._selector = GeventSelector()
+            self._selector_thread = here
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            self._selector.register(self._wake_r, _READ, self._drain_wakeup)
+            for server in [self] + self._combined:
+                server._register_all(self._selector)
+        return self._selector
+
+    def _discard_selector(self):
+        self._selector.close()
+        self._selector = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = None
+
+    def _move_to_this_thread(self):
+        if common.os_thread_id() == self._sock_thread:
+            return
+        if self.sock is not None:
+            self.sock = socketutil.rewrap_for_this_thread(self.sock)
+        moved = {}
+        for client in self._clients.values():
+            client.conn.sock = socketutil.rewrap_for_this_thread(client.conn.sock)
+            moved[client.conn.sock] = client
+        self._clients = moved
+        self._sock_thread = common.os_thread_id()
+
+    def _register_all(self, selector):
+        if self.sock is not None:
+            selector.register(self.sock, _READ, self._accept)
+        for sock, client in self._clients.items():
+            selector.register(sock, _READ, lambda c=client: self._read(c))
+
+    def combine_loop(self, other):
+        """Serve ``other`` (another multiplex server) from this server's selector and loop."""
+        if not isinstance(other, MultiplexServer):
+            raise errors.PyroError("a multiplex daemon can only combine with another multiplex daemon (make both "
+                                   "with SERVERTYPE='multiplex'), got %s" % other)
+        other._owner = self
+        self._combined.append(other)
+        if self._selector is not None:
+            other._move_to_this_thread()
+            other._register_all(self._selector)
+
+    # --- the loop ---
+
+    def loop(self, loop_condition=lambda: True):
+        """Serve until shutdown() or loop_condition() is false."""
+        if self._closed:
+            raise errors.DaemonError("this daemon has been closed")
+        common.guard_thread(self._loop)
+        selector = self._ensure_selector()
+        self._stop = common.StopSignal()
+        self._loop.started()
+        interval = common.housekeeping_interval(self.settings)
+        next_housekeeping = time.monotonic() + interval
+        try:
+            while loop_condition() and not self._stop.is_set():
+                for key, _ in selector.select(interval):
+                    key.data()
+                    if self._stop.is_set():
+                        break
+                now = time.monotonic()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + interval
+                    self._housekeeping(now)
+        finally:
+            if self._closed:
+                self._close_now()
+            self._loop.stopped()
+
+    def _housekeeping(self, now):
+        for server in [self] + self._combined:
+            server._expire_idle(now)
+            server.daemon._housekeeping()
+
+    def _expire_idle(self, now):
+        timeout = self.settings.COMMTIMEOUT
+        if not timeout:
+            return
+        for client in list(self._clients.values()):
+            if now - client.last_activity > timeout:
+                log.debug("closing idle or stalled connection %s", client.conn)
+                self._drop(client)
+
+    def _wake(self):
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
+
+    def _drain_wakeup(self):
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    # --- connections ---
+
+    def _accept(self):
+        try:
+            self.sock.settimeout(0.0)
+            sock, address = self.sock.accept()
+        except (BlockingIOError, _stdlib_socket.timeout, InterruptedError):
+            return
+        except OSError as exc:
+            log.warning("accept failed on %s: %s", self.locationStr, exc)
+            return
+        if self._ssl_context is not None:
+            try:
+                sock.settimeout(self.settings.COMMTIMEOUT or 10.0)
+                sock = self._ssl_context.wrap_socket(sock, server_side=True)
+            except (OSError, ValueError) as exc:
+                log.warning("TLS handshake with %s failed: %s", address, exc)
+                sock.close()
+                return
+        sock.settimeout(self.settings.COMMTIMEOUT or None)
+        conn = socketutil.SocketConnection(sock)
+        conn._peer = address
+        limit = self.settings.MAX_CONNECTIONS
+        client = _Client(conn)
+        if limit and len(self._clients) >= limit:
+            client.handshaken = None  # answer its CONNECT with a refusal, then drop it
+        self._clients[sock] = client
+        self._owner._ensure_selector().register(sock, _READ, lambda: self._read(client))
+
+    def _read(self, client):
+        conn = client.conn
+        try:
+            data = conn.sock.recv(socketutil.RECV_CHUNK)
+            if not data:
+                raise errors.ConnectionClosedError("connection closed by peer")
+            pending = getattr(conn.sock, "pending", None)
+            while pending is not None and pending():
+                data += conn.sock.recv(socketutil.RECV_CHUNK)
+            client.last_activity = time.monotonic()
+            reader = conn.reader
+            reader.feed(data)
+            msg = reader.next_message()
+            while msg is not None:
+                if not self._process(client, msg):
+                    return
+                if conn.closed:
+                    return
+                msg = reader.next_message()
+        except (errors.ConnectionClosedError, _stdlib_socket.error) as exc:
+            log.debug("client %s gone: %s", conn, exc)
+            self._drop(client)
+        except errors.CommunicationError as exc:
+            log.warning("dropping connection %s: %s", conn, exc)
+            self._drop(client)
+        except Exception:
+            log.warning("dropping connection %s after an error in request handling", conn, exc_info=True)
+            self._drop(client)
+
+    def _process(self, client, msg):
+        """Handle one complete message; False when the connection was dropped."""
+        conn = client.conn
+        if client.handshaken is None:
+            if msg.type == protocol.MSG_CONNECT:
+                self.daemon._handshake_reply(conn, msg, "server is at its connection limit (%d), try again later"
+                                             % self.settings.MAX_CONNECTIONS)
+            self._drop(client)
+            return False
+        if not client.handshaken:
+            if msg.type != protocol.MSG_CONNECT:
+                raise errors.ProtocolError("expected a CONNECT message first, got type %d" % msg.type)
+            if not self.daemon._handshake_reply(conn, msg):
+                self._drop(client)
+                return False
+            client.handshaken = True
+            return True
+        if msg.type not in _EXPECTED:
+            raise errors.ProtocolError("invalid msg type %d received" % msg.type)
+        self.daemon._dispatch(conn, msg)
+        if self.daemon._shutting_down:
+            self._drop(client)
+            return False
+        return True
+
+    def _drop(self, client):
+        conn = client.conn
+        sock = conn.sock
+        if self._clients.pop(sock, None) is None:
+            return
+        selector = self._owner._selector
+        if selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(sock)
+        if client.handshaken:
+            try:
+                self.daemon._clientDisconnect(conn)
+            except Exception:
+                log.warning("error in clientDisconnect", exc_info=True)
+        conn.close()
+
+    # --- ending ---
+
+    def request_stop(self):
+        if self._stop is not None:
+            self._stop.set()
+            self._wake()
+
+    def shutdown(self):
+        """Stop the request loop (from any greenlet or thread) and wait for it to end."""
+        if self._stop is not None:
+            self._stop.set()
+            self._wake()
+        self._loop.wait_stopped(5.0)
+
+    def close(self):
+        """Close every connection and the listening socket."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.running:
+            # the loop closes everything as it ends, in its own thread; from inside a call
+            # (the loop's own greenlet) that happens right after the call has been answered
+            self._stop.set()
+            self._wake()
+            self._loop.wait_stopped(5.0)
+            return
+        self._close_now()
+
+    def _close_now(self):
+        if self.sock is None:
+            return
+        for client in list(self._clients.values()):
+            self._drop(client)
+        selector = self._owner._selector
+        if selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(self.sock)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.sock = None
+        if self._owner is self and self._selector is not None:
+            for server in self._combined:
+                server._owner = server
+            self._discard_selector()
+        log.debug("multiplex server on %s closed", self.locationStr)
