@@ -34,6 +34,9 @@ setup(
     entry_points={
         "console_scripts": [
             "geopyro-demo=geopyro.__main__:main",
+            "geopyro-ns=geopyro.ns:main",
+            "geopyro-nsc=geopyro.nsc:main",
+            "geopyro-echoserver=geopyro.utils.echoserver:main",
         ],
     },
     classifiers=[

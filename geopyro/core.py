@@ -186,8 +186,8 @@ def resolve(uri, delay_time=0.0):
     from . import nameserver
     with locate_ns(uri.host, uri.port) as ns:
         if uri.protocol == "PYRONAME":
-            return nameserver.lookup(ns, uri.object, delay_time)
-        candidates = nameserver.yplookup(ns, uri.object, None, False, delay_time)
+            return nameserver.lookup(ns, uri.object, delay_time=delay_time)
+        candidates = nameserver.yplookup(ns, uri.object, None, False, delay_time=delay_time)
         if candidates:
             return URI(random.choice(list(candidates.values())))
         raise errors.NamingError("no registrations available with desired metadata properties %s"

@@ -378,7 +378,27 @@ def _common_default(obj):
     return None
 
 
-class JsonSerializer(SerializerBase):
+class _HookedSerializer(SerializerBase):
+    """A serializer whose library calls back for unknown types (json, msgpack): replacements live here."""
+
+    _type_replacements = {}
+
+    def _replace(self, obj):
+        """Apply a registered type replacement, then the conversions json and msgpack share."""
+        replacer = self._type_replacements.get(type(obj))
+        if replacer:
+            obj = replacer(obj)
+        converted = _common_default(obj)
+        return obj if converted is None else converted
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        cls._type_replacements[object_type] = replacement_function
+
+
+class JsonSerializer(_HookedSerializer):
     """json: interoperable with other languages; no bytes, no tuples."""
 
     serializer_id = 3
@@ -386,11 +406,8 @@ class JsonSerializer(SerializerBase):
     _type_replacements = {}
 
     def default(self, obj):
-        replacer = self._type_replacements.get(type(obj))
-        if replacer:
-            obj = replacer(obj)
-        converted = _common_default(obj)
-        if converted is not None:
+        converted = self._replace(obj)
+        if converted is not obj:
             return converted
         if isinstance(obj, (datetime.datetime, datetime.date)):
             return obj.isoformat()
@@ -416,14 +433,8 @@ class JsonSerializer(SerializerBase):
         return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
             self._guarded_loads(self.recreate_classes, kwargs)
 
-    @classmethod
-    def register_type_replacement(cls, object_type, replacement_function):
-        if object_type is type or not inspect.isclass(object_type):
-            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
-        cls._type_replacements[object_type] = replacement_function
 
-
-class MsgpackSerializer(SerializerBase):
+class MsgpackSerializer(_HookedSerializer):
     """msgpack: compact binary; tuples arrive as lists."""
 
     serializer_id = 4
@@ -431,11 +442,8 @@ class MsgpackSerializer(SerializerBase):
     _type_replacements = {}
 
     def default(self, obj):
-        replacer = self._type_replacements.get(type(obj))
-        if replacer:
-            obj = replacer(obj)
-        converted = _common_default(obj)
-        if converted is not None:
+        converted = self._replace(obj)
+        if converted is not obj:
             return converted
         if isinstance(obj, complex):
             return msgpack.ExtType(0x30, struct.pack("dd", obj.real, obj.imag))
@@ -487,12 +495,6 @@ class MsgpackSerializer(SerializerBase):
 
     def loadsCall(self, data):
         return _check_call(self._guarded_loads(self._unpack, data))
-
-    @classmethod
-    def register_type_replacement(cls, object_type, replacement_function):
-        if object_type is type or not inspect.isclass(object_type):
-            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
-        cls._type_replacements[object_type] = replacement_function
 
 
 serializers = {s.name: s for s in (SerpentSerializer(), MarshalSerializer(), JsonSerializer(), MsgpackSerializer())}

@@ -224,6 +224,11 @@ class Daemon:
 
     # --- serving ---
 
+    @staticmethod
+    def serveSimple(objects, host=None, port=0, daemon=None, ns=True, verbose=True):
+        """Pyro4's name for ``serve()``, kept for old code."""
+        serve(objects, host, port, daemon, ns, verbose)
+
     def requestLoop(self, loopCondition=lambda: True):
         """Serve requests until shutdown() or until loopCondition() returns false."""
         if self.transportServer is None:

@@ -1,0 +1,397 @@
+"""The name server in-process: every operation, storage, broadcast discovery, resolving, autoclean, serve()."""
+
+import socket
+import threading
+import time
+
+import gevent
+import pytest
+
+from geopyro import config, core, errors, nameserver, server
+from geopyro.client import Proxy
+from geopyro.errors import NamingError
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+@server.expose
+class Thing:
+    def hello(self, who):
+        return "hello " + who
+
+
+@pytest.fixture(params=["memory", "sql"])
+def storage(request, tmp_path):
+    return "memory" if request.param == "memory" else "sql:" + str(tmp_path / "names.sqlite")
+
+
+@pytest.fixture
+def running_ns(daemons):
+    """Start a name server on 127.0.0.1 (free port); returns a function taking the storage string."""
+    def start(storage=None):
+        uri, ns_daemon, bcserver = nameserver.start_ns("127.0.0.1", 0, storage=storage)
+        assert bcserver is None  # no broadcast server for a loopback name server
+        daemons.start(ns_daemon)
+        return uri, ns_daemon
+    return start
+
+
+# --- the NameServer object itself -----------------------------------------------------------------------------
+
+def test_operations(storage):
+    ns = nameserver.NameServer(nameserver.make_storage(storage))
+    ns.ping()
+    assert ns.count() == 0
+    ns.register("app.one", "PYRO:one@127.0.0.1:1111", metadata={"red", "big"})
+    ns.register("app.two", core.URI("PYRO:two@127.0.0.1:2222"), metadata=["red"])
+    ns.register("other", "PYRO:three@127.0.0.1:3333")
+    assert ns.count() == 3
+    uri = ns.lookup("app.one")
+    assert isinstance(uri, core.URI) and str(uri) == "PYRO:one@127.0.0.1:1111"
+    assert ns.lookup("app.one", return_metadata=True) == (uri, {"red", "big"})
+    assert ns.lookup("other", return_metadata=True)[1] == set()
+    assert ns.list() == {"app.one": "PYRO:one@127.0.0.1:1111", "app.two": "PYRO:two@127.0.0.1:2222",
+                         "other": "PYRO:three@127.0.0.1:3333"}
+    assert set(ns.list(prefix="app.")) == {"app.one", "app.two"}
+    assert set(ns.list(regex=r"app\.t")) == {"app.two"}
+    assert ns.list(prefix="app.o", return_metadata=True) == {"app.one": ("PYRO:one@127.0.0.1:1111", {"red", "big"})}
+    assert set(ns.yplookup(meta_all=["red", "big"])) == {"app.one"}
+    assert set(ns.yplookup(meta_any={"big", "red"}, return_metadata=False)) == {"app.one", "app.two"}
+    assert ns.yplookup(meta_any=["red"])["app.two"] == ("PYRO:two@127.0.0.1:2222", {"red"})
+    assert ns.yplookup() == {}
+    ns.set_metadata("other", {"blue"})
+    assert ns.lookup("other", return_metadata=True)[1] == {"blue"}
+    ns.set_metadata("other", None)
+    assert ns.yplookup(meta_any=["blue"]) == {}
+    ns.register("app.one", "PYRO:new@127.0.0.1:1")  # replaces, metadata too
+    assert ns.lookup("app.one", True) == (core.URI("PYRO:new@127.0.0.1:1"), set())
+    assert ns.remove("nothere") == 0
+    assert ns.remove("other") == 1
+    assert ns.remove(prefix="app.") == 2
+    assert ns.count() == 0
+    ns.storage.close()
+
+
+def test_remove_keeps_own_registration(running_ns):
+    uri, _ = running_ns()
+    with Proxy(uri) as ns:
+        ns.register("x.y", "PYRO:a@127.0.0.1:1")
+        assert ns.remove(core.NAMESERVER_NAME) == 0
+        assert ns.remove(regex=".*") == 1
+        assert ns.remove(prefix="Pyro") == 0
+        assert ns.list() == {core.NAMESERVER_NAME: str(uri)}
+        assert ns.remove() == 0
+
+
+def test_bad_input(running_ns):
+    uri, _ = running_ns()
+    with Proxy(uri) as ns:
+        for name in ("", "with space", "tab\there", " lead", "new\nline"):
+            with pytest.raises(NamingError, match="invalid name"):
+                ns.register(name, "PYRO:a@127.0.0.1:1")
+        with pytest.raises(TypeError, match="name must be a str"):
+            ns.register(42, "PYRO:a@127.0.0.1:1")
+        with pytest.raises(TypeError, match="only URIs or strings"):
+            ns.register("n", 42)
+        with pytest.raises(errors.PyroError, match="invalid uri"):
+            ns.register("n", "not a uri")
+        with pytest.raises(TypeError, match="should not be a str"):
+            ns.register("n", "PYRO:a@127.0.0.1:1", metadata="abc")
+        with pytest.raises(TypeError, match="should not be a str"):
+            ns.yplookup(meta_all="abc")
+        ns.register("n", "PYRO:a@127.0.0.1:1")
+        with pytest.raises(NamingError, match="name already registered: n"):
+            ns.register("n", "PYRO:b@127.0.0.1:1", safe=True)
+        with pytest.raises(NamingError, match="unknown name: nope"):
+            ns.lookup("nope")
+        with pytest.raises(NamingError, match="unknown name: nope"):
+            ns.set_metadata("nope", {"a"})
+        with pytest.raises(NamingError, match="invalid regex"):
+            ns.list(regex="(")
+        with pytest.raises(ValueError, match="one thing at a time"):
+            ns.list(prefix="a", regex="b")
+        with pytest.raises(ValueError, match="at the same time"):
+            ns.yplookup(meta_all=["a"], meta_any=["b"])
+        ns.ping()  # still serving
+        assert str(ns.lookup("n")) == "PYRO:a@127.0.0.1:1"
+
+
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: tmp / "missing-dir" / "ns.sqlite",
+    lambda tmp: tmp,  # a directory, not a file
+    lambda tmp: (tmp / "garbage.sqlite").write_bytes(b"not a database at all" * 100) and tmp / "garbage.sqlite",
+], ids=["no-directory", "is-directory", "not-a-database"])
+def test_unusable_store(tmp_path, make_path):
+    path = make_path(tmp_path)
+    with pytest.raises(NamingError, match="cannot use name server store"):
+        nameserver.NameServerDaemon("127.0.0.1", 0, storage="sql:%s" % path)
+
+
+def test_bad_storage_type():
+    with pytest.raises(ValueError, match="invalid storage type"):
+        nameserver.NameServerDaemon("127.0.0.1", 0, storage="redis:x")
+    with pytest.raises(ValueError, match="memory"):
+        nameserver.NameServerDaemon("127.0.0.1", 0, storage="sql::memory:")
+
+
+# --- over the wire --------------------------------------------------------------------------------------------
+
+def test_remote_wire_shapes(running_ns, storage):
+    uri, ns_daemon = running_ns(storage)
+    assert ns_daemon.uriFor(ns_daemon.nameserver) == uri
+    with Proxy(uri) as ns:
+        ns.ping()
+        assert ns.count() == 1
+        found, meta = ns.lookup(core.NAMESERVER_NAME, return_metadata=True)
+        assert found == uri and "class:Pyro5.nameserver.NameServer" in meta
+        ns.register("svc", "PYRO:svc@127.0.0.1:4444", metadata={"m1", "m2"})
+        assert ns.lookup("svc") == core.URI("PYRO:svc@127.0.0.1:4444")
+        assert ns.list(prefix="svc") == {"svc": "PYRO:svc@127.0.0.1:4444"}
+        assert ns.list(prefix="svc", return_metadata=True) == {"svc": ("PYRO:svc@127.0.0.1:4444", {"m1", "m2"})}
+        assert ns.yplookup(meta_all=["m1", "m2"], return_metadata=False) == {"svc": "PYRO:svc@127.0.0.1:4444"}
+        ns.set_metadata("svc", ["m3"])
+        assert ns.yplookup(meta_any=["m3"]) == {"svc": ("PYRO:svc@127.0.0.1:4444", {"m3"})}
+        assert ns.remove("svc") == 1
+
+
+def test_persistent_store_survives_restart(running_ns, tmp_path, daemons):
+    store = "sql:" + str(tmp_path / "persist.sqlite")
+    uri, ns_daemon = running_ns(store)
+    with Proxy(uri) as ns:
+        for i in range(20):
+            ns.register("p.%d" % i, "PYRO:o%d@127.0.0.1:%d" % (i, 1000 + i), metadata={"n%d" % i, "all"})
+    daemons.stop_all()
+    uri2, _ = running_ns(store)
+    with Proxy(uri2) as ns:
+        assert ns.count() == 21
+        assert ns.lookup(core.NAMESERVER_NAME) == uri2  # its own entry points at the new address
+        assert ns.lookup("p.7", return_metadata=True) == (core.URI("PYRO:o7@127.0.0.1:1007"), {"n7", "all"})
+        assert len(ns.yplookup(meta_all=["all"])) == 20
+
+
+def test_concurrent_registrations(running_ns, tmp_path):
+    uri, _ = running_ns("sql:" + str(tmp_path / "busy.sqlite"))
+
+    def worker(i):
+        with Proxy(uri) as ns:
+            ns.register("c.%d" % i, "PYRO:o%d@127.0.0.1:%d" % (i, 2000 + i), metadata={"w%d" % (i % 5)})
+            ns.register("shared", "PYRO:s%d@127.0.0.1:1" % i)
+            return ns.lookup("c.%d" % i)
+
+    greenlets = [gevent.spawn(worker, i) for i in range(200)]
+    gevent.joinall(greenlets, raise_error=True, timeout=30)
+    assert [g.value for g in greenlets] == [core.URI("PYRO:o%d@127.0.0.1:%d" % (i, 2000 + i)) for i in range(200)]
+    with Proxy(uri) as ns:
+        assert ns.count() == 202
+        listed = ns.list(prefix="c.", return_metadata=True)
+        assert len(listed) == 200
+        assert all(meta == {"w%d" % (int(name[2:]) % 5)} for name, (_, meta) in listed.items())
+        assert sum(len(ns.yplookup(meta_any=["w%d" % k])) for k in range(5)) == 200
+
+
+def test_concurrent_threads_direct(tmp_path):
+    ns = nameserver.NameServer(nameserver.make_storage("sql:" + str(tmp_path / "threads.sqlite")))
+
+    def worker(t):
+        for i in range(25):
+            ns.register("t%d.%d" % (t, i), "PYRO:x@127.0.0.1:%d" % (i + 1), safe=True)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert ns.count() == 200 and ns.remove(regex=r"t\d\.") == 200
+    ns.storage.close()
+
+
+# --- finding the name server ----------------------------------------------------------------------------------
+
+def test_locate_ns_direct_and_default_host(running_ns, clean_config):
+    uri, _ = running_ns()
+    with core.locate_ns("127.0.0.1", uri.port) as ns:
+        assert ns._pyroUri == uri
+    clean_config.NS_HOST = "127.0.0.1"
+    clean_config.NS_PORT = uri.port
+    with core.locate_ns() as ns:
+        ns.ping()
+
+
+@pytest.mark.parametrize("servertype_name", ["greenlet", "multiplex"])
+def test_broadcast_discovery_combined(clean_config, daemons, servertype_name):
+    clean_config.SERVERTYPE = servertype_name
+    uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
+    bc = nameserver.BroadcastServer(uri, "", 0)
+
+    def combine_and_serve():  # combine in the loop's own thread: the multiplex selector belongs to one hub
+        ns_daemon.combine(bc)
+        ns_daemon.requestLoop()
+
+    thread = threading.Thread(target=combine_and_serve, daemon=True)
+    thread.start()
+    clean_config.NS_PORT = free_port()  # nothing listens there: the localhost attempt fails
+    clean_config.NS_BCPORT = bc.getPort()
+    clean_config.BROADCAST_ADDRS = ["127.0.0.1"]
+    with core.locate_ns() as ns:
+        assert ns._pyroUri == uri
+        ns.ping()
+    clean_config.BROADCAST_ADDRS = ["<broadcast>"]
+    with core.locate_ns() as ns:
+        ns.ping()
+    ns_daemon.shutdown()
+    thread.join(10)
+    assert not thread.is_alive()
+    bc.close()
+
+
+def test_broadcast_server_own_thread_and_select(clean_config, running_ns):
+    uri, _ = running_ns()
+    with nameserver.BroadcastServer(uri, "127.0.0.1", 0) as bc:
+        assert bc.sockets == [bc.sock] and bc.fileno() == bc.sock.fileno() and bc.getPort() > 0
+        thread = bc.runInThread()
+        clean_config.NS_PORT = free_port()
+        clean_config.BROADCAST_ADDRS = ["127.0.0.1"]
+        with core.locate_ns(port=bc.getPort()) as ns:  # without host, port is the broadcast port
+            assert ns._pyroUri == uri
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_broadcast_answer_for_any_address():
+    bc = nameserver.BroadcastServer("PYRO:Pyro.NameServer@0.0.0.0:9999", "127.0.0.1", 0)
+    try:
+        assert bc._answer_uri("127.0.0.1").host == "127.0.0.1"
+    finally:
+        bc.close()
+
+
+def test_locate_ns_nothing_answers(clean_config):
+    clean_config.NS_PORT = free_port()
+    clean_config.NS_BCPORT = free_port(socket.SOCK_DGRAM)
+    clean_config.BROADCAST_ADDRS = ["127.0.0.1"]
+    with pytest.raises(NamingError) as info:
+        core.locate_ns()
+    text = str(info.value)
+    assert "localhost:%d" % config.NS_PORT in text and "broadcast to 127.0.0.1 port %d" % config.NS_BCPORT in text
+    with pytest.raises(NamingError, match="127.0.0.1:%d" % config.NS_PORT):
+        core.locate_ns("127.0.0.1", config.NS_PORT)
+
+
+# --- resolving PYRONAME / PYROMETA ----------------------------------------------------------------------------
+
+def test_pyroname_and_pyrometa(running_ns, daemons, clean_config):
+    uri, _ = running_ns()
+    thing_uri = daemons.serve(Thing())
+    with Proxy(uri) as ns:
+        ns.register("test.thing", thing_uri, metadata={"kind:thing", "colour:green"})
+    with Proxy("PYRONAME:test.thing@127.0.0.1:%d" % uri.port) as proxy:
+        assert proxy.hello("name") == "hello name"
+    with Proxy("PYROMETA:kind:thing,colour:green@127.0.0.1:%d" % uri.port) as proxy:
+        assert proxy.hello("meta") == "hello meta"
+    assert core.resolve("PYRONAME:test.thing@127.0.0.1:%d" % uri.port) == thing_uri
+    clean_config.NS_HOST = "127.0.0.1"
+    clean_config.NS_PORT = uri.port
+    with Proxy("PYRONAME:test.thing") as proxy:
+        assert proxy.hello("default") == "hello default"
+    with pytest.raises(NamingError, match="unknown name: test.nothing"):
+        core.resolve("PYRONAME:test.nothing")
+    with pytest.raises(NamingError, match="no registrations available"):
+        core.resolve("PYROMETA:kind:none")
+
+
+def test_lookup_delay_waits_for_name(running_ns, clean_config):
+    uri, _ = running_ns()
+    ns = core.locate_ns("127.0.0.1", uri.port)
+    attempts = []
+
+    class RegistersAfterFirstMiss:
+        """Lets the first lookup fail, then registers the name: the retry loop must find it."""
+
+        def lookup(self, name, return_metadata):
+            attempts.append(name)
+            try:
+                return ns.lookup(name, return_metadata)
+            finally:
+                if len(attempts) == 1:
+                    ns.register(name, "PYRO:late@127.0.0.1:5")
+
+    assert str(nameserver.lookup(RegistersAfterFirstMiss(), "late.name", delay_time=5)) == "PYRO:late@127.0.0.1:5"
+    assert len(attempts) == 2
+    clean_config.NS_LOOKUP_DELAY = 0.3
+    start = time.monotonic()
+    with pytest.raises(NamingError):
+        nameserver.lookup(ns, "never.there")
+    assert 0.25 < time.monotonic() - start < 3
+    assert nameserver.yplookup(ns, meta_any=["nothing"], delay_time=0.2) == {}
+    ns._pyroRelease()
+
+
+# --- serve() --------------------------------------------------------------------------------------------------
+
+def test_serve_registers_in_name_server(running_ns, clean_config):
+    uri, _ = running_ns()
+    clean_config.NS_HOST = "127.0.0.1"
+    clean_config.NS_PORT = uri.port
+    daemon = server.Daemon("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve, args=({Thing: "test.served", Thing(): None},),
+                              kwargs={"daemon": daemon, "use_ns": True, "verbose": False}, daemon=True)
+    thread.start()
+    try:
+        with Proxy(uri) as ns:
+            wait_until(lambda: "test.served" in ns.list(), what="serve() to register")
+            wait_until(lambda: len(daemon.objectsById) == 3, what="both objects")
+            assert set(ns.list()) == {core.NAMESERVER_NAME, "test.served"}  # None names stay out
+        with Proxy("PYRONAME:test.served") as proxy:
+            assert proxy.hello("serve") == "hello serve"
+    finally:
+        daemon.shutdown()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_serve_without_name_server(clean_config):
+    clean_config.NS_PORT = free_port()  # no name server anywhere
+    daemon = server.Daemon("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve, args=({Thing: "test.plain"},),
+                              kwargs={"daemon": daemon, "use_ns": False, "verbose": False}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: "test.plain" in daemon.objectsById, what="serve() to register")
+        with Proxy("PYRO:test.plain@%s" % daemon.locationStr) as proxy:
+            assert proxy.hello("plain") == "hello plain"
+    finally:
+        daemon.shutdown()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+# --- autoclean ------------------------------------------------------------------------------------------------
+
+def test_autoclean_removes_dead_registrations(clean_config, daemons, servertype):
+    clean_config.NS_AUTOCLEAN = 0.1
+    clean_config.POLLTIMEOUT = 0.05
+    uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
+    daemons.start(ns_daemon)
+    alive_uri = daemons.serve(Thing())
+    doomed = server.Daemon("127.0.0.1", 0)
+    doomed_uri = doomed.register(Thing())
+    with Proxy(uri) as ns:
+        ns.register("alive", alive_uri)
+        ns.register("doomed", doomed_uri)
+        ns.register("by.name", "PYRONAME:elsewhere")  # not a PYRO uri: left alone
+        doomed.close()
+        wait_until(lambda: "doomed" not in ns.list(), what="autoclean to remove the dead registration")
+        assert set(ns.list()) == {core.NAMESERVER_NAME, "alive", "by.name"}
+        ns.ping()
