@@ -222,6 +222,24 @@ class Proxy:
                 # gevent sockets belong to the hub of the thread that made them
                 self._pyroConnection.sock = socketutil.rewrap_for_this_thread(self._pyroConnection.sock)
 
+    @contextlib.contextmanager
+    def _pyroBorrowed(self):
+        """Let the current greenlet use the proxy for one call on its owner's behalf, then give it back.
+
+        Async futures and batches run their call in a greenlet of their own;
+        borrowing (under the call lock) keeps the owner the owner afterwards.
+        """
+        with self.__lock:
+            owner, owner_thread = self.__owner, self.__owner_thread
+            if owner_thread != _os_thread_id():
+                raise errors.PyroError("the calling thread is not the owner of this proxy, create a new proxy in "
+                                       "this thread or transfer ownership.")
+            self.__owner = getcurrent()
+            try:
+                yield self
+            finally:
+                self.__owner = owner
+
     def _pyroGetMetadata(self, objectId=None, known_metadata=None):
         """Fetch (or set) the object's metadata: exposed methods, oneway methods and attributes."""
         objectId = objectId or self._pyroUri.object
@@ -559,21 +577,21 @@ class BatchProxy:
         calls, self.__calls = self.__calls, []
         proxy = self.__proxy
         if asynchronous:
-            return Future(lambda: self.__results(_claimed(proxy)._pyroInvokeBatch(calls, oneway)) if not oneway
-                          else _claimed(proxy)._pyroInvokeBatch(calls, True))
+            return Future(self.__borrowed_batch, proxy, calls, oneway)
         proxy._pyroClaimOwnership()
         results = proxy._pyroInvokeBatch(calls, oneway)
+        if not oneway:
+            return self.__results(results)
+
+    def __borrowed_batch(self, proxy, calls, oneway):
+        with proxy._pyroBorrowed():
+            results = proxy._pyroInvokeBatch(calls, oneway)
         if not oneway:
             return self.__results(results)
 
     def _pyroInvoke(self, name, args, kwargs):
         calls, self.__calls = self.__calls, []
         return self.__results(self.__proxy._pyroInvokeBatch(calls))
-
-
-def _claimed(proxy):
-    proxy._pyroClaimOwnership()
-    return proxy
 
 
 class Future:
@@ -635,8 +653,11 @@ class _AsyncRemoteMethod:
         self._retries = max_retries
 
     def __call__(self, *args, **kwargs):
-        proxy, name = self._proxy, self._name
-        return Future(lambda: _RemoteMethod(_claimed(proxy)._pyroInvoke, name, self._retries)(*args, **kwargs))
+        return Future(self._borrowed_call, args, kwargs)
+
+    def _borrowed_call(self, args, kwargs):
+        with self._proxy._pyroBorrowed() as proxy:
+            return _RemoteMethod(proxy._pyroInvoke, self._name, self._retries)(*args, **kwargs)
 
 
 class SerializedBlob:

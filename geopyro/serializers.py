@@ -384,7 +384,10 @@ class _HookedSerializer(SerializerBase):
     _type_replacements = {}
 
     def _replace(self, obj):
-        """Apply a registered type replacement, then the conversions json and msgpack share."""
+        """Apply a registered type replacement (an autoproxy, say), then the conversions json and msgpack share.
+
+        The result may still need converting (a Proxy becomes a dict): callers go on with it.
+        """
         replacer = self._type_replacements.get(type(obj))
         if replacer:
             obj = replacer(obj)
@@ -406,9 +409,9 @@ class JsonSerializer(_HookedSerializer):
     _type_replacements = {}
 
     def default(self, obj):
-        converted = self._replace(obj)
-        if converted is not obj:
-            return converted
+        obj = self._replace(obj)
+        if isinstance(obj, (list, tuple, str, int, float, bool, type(None), dict)):
+            return obj
         if isinstance(obj, (datetime.datetime, datetime.date)):
             return obj.isoformat()
         return self.class_to_dict(obj)
@@ -442,9 +445,9 @@ class MsgpackSerializer(_HookedSerializer):
     _type_replacements = {}
 
     def default(self, obj):
-        converted = self._replace(obj)
-        if converted is not obj:
-            return converted
+        obj = self._replace(obj)
+        if isinstance(obj, (list, tuple, str, bytes, float, bool, type(None), dict)):
+            return obj
         if isinstance(obj, complex):
             return msgpack.ExtType(0x30, struct.pack("dd", obj.real, obj.imag))
         if isinstance(obj, datetime.datetime):

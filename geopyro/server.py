@@ -5,6 +5,7 @@ message into a method call and a reply. How it listens (greenlet per
 connection, multiplex, one connected socket) lives in ``geopyro.servers``.
 """
 
+import atexit
 import collections.abc
 import inspect
 import logging
@@ -235,7 +236,11 @@ class Daemon:
             raise errors.DaemonError("this daemon has been closed")
         self._mustshutdown = False
         log.info("daemon %s entering requestloop", self.locationStr)
-        self.transportServer.loop(lambda: not self._mustshutdown and loopCondition())
+        _running_daemons.add(self)
+        try:
+            self.transportServer.loop(lambda: not self._mustshutdown and loopCondition())
+        finally:
+            _running_daemons.discard(self)
         log.debug("daemon %s left requestloop", self.locationStr)
 
     def events(self, eventsockets):
@@ -610,6 +615,22 @@ class Daemon:
             return
         self._streams.expire()
         self.housekeeping()
+
+
+_running_daemons = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_daemons():
+    """End request loops still running in other threads before the interpreter tears gevent down.
+
+    A gevent hub left running in a daemon thread at exit can crash the interpreter.
+    """
+    for daemon in list(_running_daemons):
+        try:
+            daemon.shutdown()
+        except Exception:
+            log.debug("error stopping a daemon at exit", exc_info=True)
 
 
 def _is_stream(result):

@@ -2,6 +2,7 @@
 
 import threading
 import uuid
+import weakref
 
 import gevent
 import gevent.event
@@ -105,7 +106,6 @@ class Resource:
 
 class FakeClient:
     def __init__(self):
-        import weakref
         self.tracked_resources = weakref.WeakSet()
 
 

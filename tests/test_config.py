@@ -11,7 +11,7 @@ from geopyro import configure
 
 
 @pytest.fixture(autouse=True)
-def clean_config(monkeypatch):
+def clean_environment(monkeypatch):
     """No stray PYRO_* variables, and the shared global config back at its defaults after every test."""
     for key in list(os.environ):
         if key.startswith("PYRO_"):

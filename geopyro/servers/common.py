@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import os
 import socket as _stdlib_socket
 
 import gevent
@@ -29,6 +30,20 @@ def listen(settings, host, port, unixsocket):
                                     ipv6=True if ":" in host else None)
     bound = sock.getsockname()
     return sock, "%s:%d" % (core.host_for_uri(host or bound[0]), port or bound[1])
+
+
+def close_listening(sock):
+    """Close a listening socket; for a Unix domain socket also remove its file (as Pyro5 does)."""
+    try:
+        sockname = sock.getsockname()
+    except OSError:
+        sockname = None
+    with contextlib.suppress(OSError):
+        sock.close()
+    if isinstance(sockname, str) and sockname and os.path.exists(sockname):
+        with contextlib.suppress(OSError):
+            os.remove(sockname)
+            log.debug("removed unix socket file %s", sockname)
 
 
 def ssl_server_context(settings):

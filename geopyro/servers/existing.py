@@ -28,6 +28,7 @@ class ExistingConnectionServer:
         else:
             self.locationStr = "%s:%d" % (core.host_for_uri(name[0]), name[1])
         self.conn = socketutil.SocketConnection(self.sock, keep_open=True)
+        self._sock_thread = common.os_thread_id()
         self._loop = common.LoopState()
         self._stop = None
         log.info("serving the connected socket %s", self.locationStr)
@@ -69,9 +70,16 @@ class ExistingConnectionServer:
             self.daemon._clientDisconnect(conn)
             conn.close()
 
+    def _adopt_socket(self):
+        """Move the socket to this thread's hub when the loop runs in another thread than the one that made it."""
+        if self.conn is not None and common.os_thread_id() != self._sock_thread:
+            self.sock = self.conn.sock = socketutil.rewrap_for_this_thread(self.sock)
+            self._sock_thread = common.os_thread_id()
+
     def loop(self, loop_condition=lambda: True):
         """Serve until the connection closes, shutdown() is called or loop_condition() is false."""
         common.guard_thread(self._loop)
+        self._adopt_socket()
         self._stop = common.StopSignal()
         self._loop.started()
         try:

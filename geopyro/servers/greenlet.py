@@ -148,9 +148,6 @@ class GreenletServer:
         others = [g for g in self._handlers.greenlets if g is not current]
         if others:
             gevent.killall(others, block=False)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        common.close_listening(self.sock)
         self.sock = None
         log.debug("greenlet server on %s closed", self.locationStr)

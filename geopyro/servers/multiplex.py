@@ -113,8 +113,9 @@ class MultiplexServer:
         self._selector.close()
         self._selector = None
         for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._wake_r = self._wake_w = None
 
     def _move_to_this_thread(self):
@@ -333,8 +334,7 @@ class MultiplexServer:
         if selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(self.sock)
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        common.close_listening(self.sock)
         self.sock = None
         if self._owner is self and self._selector is not None:
             for server in self._combined:
