@@ -1,7 +1,6 @@
 """current_context as seen by server code during a call: client, address, seq, annotations, tracked resources."""
 
 import threading
-import time
 import uuid
 
 import pytest
@@ -10,17 +9,7 @@ from geopyro import errors, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose, oneway
-
-
-def wait_until(predicate, timeout=5.0):
-    """Poll ``predicate`` until it is true or the deadline passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return bool(predicate())
+from waiting import wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -11,16 +11,7 @@ import pytest
 
 import geopyro.api as api
 from geopyro import errors, protocol
-
-
-def wait_until(predicate, timeout=10.0, interval=0.01):
-    """Poll ``predicate`` until it is true or the deadline passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+from waiting import wait_until
 
 
 class OverlapProbe:

@@ -13,25 +13,7 @@ from geopyro import core, errors, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose
-
-
-def wait_until(predicate, timeout=5.0):
-    """Poll ``predicate`` until it is true or the deadline passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return bool(predicate())
-
-
-def green_wait(event, timeout=5.0):
-    """Server side: wait cooperatively for a threading.Event set by the test thread."""
-    deadline = time.monotonic() + timeout
-    while not event.is_set() and time.monotonic() < deadline:
-        gevent.sleep(0.005)
-    return event.is_set()
+from waiting import green_wait
 
 
 @pytest.fixture(autouse=True)

@@ -8,17 +8,7 @@ import pytest
 from geopyro import errors
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose
-
-
-def wait_until(predicate, timeout=5.0):
-    """Poll ``predicate`` until it is true or the deadline passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return bool(predicate())
+from waiting import wait_until
 
 
 class Tracker:

@@ -10,7 +10,7 @@ import sys
 
 import gevent
 
-from .. import config, core, server
+from .. import core, server
 
 __all__ = ["EchoServer", "main"]
 
