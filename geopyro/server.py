@@ -608,7 +608,7 @@ class Daemon:
     def _clientDisconnect(self, conn):
         self._streams.client_gone(conn)
         self.clientDisconnect(conn)
-        conn.pyroInstances = {}
+        conn.release_session()
 
     def _housekeeping(self):
         if self._mustshutdown:
@@ -646,8 +646,8 @@ def _create_instance(clazz, creator):
                 raise TypeError("instance creator returned object of different type")
             return instance
         return clazz()
-    except Exception:
-        log.exception("could not create pyro object instance")
+    except Exception as exc:
+        log.warning("could not create an instance of %s: %r", clazz.__name__, exc)
         raise
 
 

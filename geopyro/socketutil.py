@@ -344,6 +344,11 @@ class SocketConnection:
                 self.sock.shutdown(_stdlib_socket.SHUT_RDWR)
             with contextlib.suppress(OSError, ValueError):
                 self.sock.close()
+        self.release_session()
+
+    def release_session(self):
+        """Close the resources tracked for this client, then drop its session instances (in that order:
+        a tracked resource is often held only by a session instance)."""
         for resource in list(self.tracked_resources):
             with contextlib.suppress(Exception):
                 resource.close()

@@ -169,6 +169,28 @@ def test_track_resource_closed_on_disconnect(daemons, servertype):
     assert second.closed.wait(5)
 
 
+def test_resource_held_only_by_the_session_instance_is_closed(daemons, servertype):
+    """The tracked set is weak: the session instance may be the resource's only owner."""
+    closed = threading.Event()
+
+    class Notebook:
+        def close(self):
+            closed.set()
+
+    @expose
+    class Session:
+        def open(self):
+            self.notebook = Notebook()  # no other reference than this instance's
+            current_context.track_resource(self.notebook)
+            return "open"
+
+    uri = daemons.serve(Session)
+    p = Proxy(uri)
+    assert p.open() == "open"
+    p._pyroRelease()
+    assert closed.wait(5), "the resource held by the session instance was dropped without being closed"
+
+
 def test_untracked_resource_not_closed(daemons, servertype):
     gone = threading.Event()
 

@@ -14,6 +14,102 @@ RUNS = {
         ("server_selectors.py", ["client: server says tick 3", "did its own work several times"]),
         ("server_gevent.py", ["first tick 2", "second tick 2", "heartbeat greenlet ran meanwhile: yes"]),
     ],
+    "async": [
+        ("server.py", ["client: call returned <geopyro.client.Future pending>", "value = 49",
+                       "chained with then(): result 10", "wait(0.1) on a 0.5 s call says False",
+                       "raised LookupError: the oracle does not know", "into: handled LookupError",
+                       "back to normal calls: 25", "three 0.5 s calls on three proxies: [1, 4, 9]"]),
+    ],
+    "autoproxy": [
+        ("server.py", ["client: build() returned a Proxy for PYRO:obj_", "beetle drove 25 km (odometer 65 km",
+                       "remote property mileage = 65", "plain data: {'name': 'bus', 'registered': False}",
+                       "['beetle: 65 km']"]),
+    ],
+    "batchedcalls": [
+        ("server.py", ["500 normal calls: sum 249500", "500 batched calls: sum 249500", "first result 3",
+                       "second result 2.5", "third result raised ZeroDivisionError",
+                       "notes on the server: []", "notes on the server: ['sent oneway 1', 'sent oneway 2']",
+                       "its results: [42, 101]"]),
+    ],
+    "blob-dispatch": [
+        ("server.py", ["dispatcher got a SerializedBlob for topic 'bulk', passing it on unread",
+                       "worker fragile-worker unpacked a Parcel: glass vase", "bulk-worker handled bag of sand",
+                       "fragile-worker handled old clock"]),
+    ],
+    "callback": [
+        ("server.py", ["got a listener: Proxy PYRO:obj_", "client: callback progress 3/3",
+                       "the client's finished() callback failed: RuntimeError",
+                       "client log: closing connection", "worker says: run of 3 steps complete",
+                       "callbacks received for steps [1, 2, 3]"]),
+    ],
+    "callcontext": [
+        ("server.py", ["annotations from the client: {'REQI': b'request-", "'USER': b'carol'}",
+                       "client: echo: hello", "client: echo: again", "(TOOK annotation)",
+                       "server name annotation: callcontext-example", "server: call seq 2 from ('127.0.0.1'"]),
+    ],
+    "concurrency": [
+        ("demo.py", ["greenlet  server: 20 concurrent 0.1 s calls took", "(at most 20 running at once)",
+                     "multiplex server: 20 concurrent 0.1 s calls took", "(at most 1 running at once)",
+                     "difference: greenlet was"]),
+    ],
+    "disconnects": [
+        ("server.py", ["the server had dropped us: ConnectionClosedError", "_pyroReconnect() done; increment -> 2",
+                       "(retried on a fresh connection by itself) -> 3", "slow call gave up: TimeoutError",
+                       "connects anew by itself; increment -> 4"]),
+    ],
+    "exceptions": [
+        ("server.py", ["error handler saw ZeroDivisionError(division by zero) in divide(1, 0)",
+                       "caught ZeroDivisionError: division by zero", "Remote traceback:", "return a / b",
+                       "caught ValueError: we never sell 'durian'", "caught the custom shop.OutOfStock for pear",
+                       "server: 3 failed calls handled"]),
+    ],
+    "handshake": [
+        ("server.py", ["server: accepted dave, token", "handshake answer: welcome, dave",
+                       "my token from the handshake is", "refused a connection from",
+                       "with the wrong secret: connection to 127.0.0.1:", "rejected: wrong secret, go away"]),
+    ],
+    "instancemode": [
+        ("server.py", ["proxy 2 -> instance #1, call 4", "proxy 1 -> session instance #2, call 2",
+                       "proxy 2 -> session instance #3, call 2", "proxy 2 -> instance #7, call 1"]),
+    ],
+    "interop": [
+        ("server.py", ["client: Pyro5 5.", "geopyro not loaded", "remote property name = geopyro bank",
+                       "deposit -> {'ok': True, 'amount': 10}", "oneway ping arrived: ['hi']",
+                       "streamed history: ['transaction 0', 'transaction 1', 'transaction 2']", "batch -> [1, 2]",
+                       "autoproxy is a Pyro5.client.Proxy: account of frank",
+                       "its remote traceback mentions deposit(): True"]),
+    ],
+    "nameserver": [
+        ("server.py", ["name server running at PYRO:Pyro.NameServer@127.0.0.1:", "name = example.greeter",
+                       "name server knows example.clock -> PYRO:obj_", "hello erin, from the greeter found by name",
+                       "clock found by lookup() says 42"]),
+    ],
+    "nat": [
+        ("server.py", ["uri handed out (NAT address): PYRO:office@127.0.0.1:", "the daemon listens on 127.0.0.1:",
+                       "client: ticket 7", "the forwarder carried"]),
+    ],
+    "oneway": [
+        ("server.py", ["client: status right away: []", "client: status after 1.3 s: ['A']",
+                       "client: normal call: B done", "oneway returned immediately: yes"]),
+    ],
+    "streaming": [
+        ("server.py", ["client: got _StreamResultIterator at once", "received {'n': 4, 'value': 6.0}",
+                       "first five of an endless stream: [0, 1, 2, 3, 4]",
+                       "server: endless ticks() generator was closed",
+                       "a plain iterator streams too: ['north', 'east', 'south', 'west']"]),
+    ],
+    "thirdpartylib": [
+        ("server.py", ["cities: ['Lisbon', 'Nairobi', 'Oslo']", "Lisbon is 17.0 C",
+                       "warmest (a remote property): Nairobi", "a library object came back as: Oslo -3.5 C",
+                       "private method stays hidden"]),
+    ],
+    "usersession": [
+        ("server.py", ["alice sees only their own notes: ['buy milk', 'call bob']",
+                       "bob sees only their own notes: ['fix bike', 'read mail', 'water plants']",
+                       "server: closed notebook of alice", "server: closed notebook of bob",
+                       "a call without a user was refused: PermissionError",
+                       "notebooks still open after the clients left: 0"]),
+    ],
 }
 
 
