@@ -275,9 +275,11 @@ class SocketConnection:
     # --- raw bytes ---
 
     def send(self, data):
-        """Send all of ``data``."""
+        """Send all of ``data`` (one send() call in the usual case; sendall only for what is left)."""
         try:
-            self.sock.sendall(data)
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
         except _stdlib_socket.timeout:
             raise TimeoutError("sending: timeout") from None
         except (OSError, ValueError) as exc:
@@ -366,10 +368,13 @@ class SocketConnection:
         return family_str(self.sock)
 
     def getpeername(self):
-        try:
-            return self.sock.getpeername()
-        except OSError:
-            return self._peer
+        """The peer's address (remembered: it does not change, and asking the kernel costs a syscall)."""
+        if self._peer is None:
+            try:
+                self._peer = self.sock.getpeername()
+            except OSError:
+                return None
+        return self._peer
 
     def setTimeout(self, timeout):
         self.sock.settimeout(timeout)

@@ -19,11 +19,11 @@ class Notebook:
         self.user = user
         self.notes = STORAGE.setdefault(user, [])
         OPEN_NOTEBOOKS.add(self)
-        print("server: opened notebook of", user, flush=True)
+        print("server: opened notebook of %s" % user, flush=True)
 
     def close(self):
         OPEN_NOTEBOOKS.discard(self)
-        print("server: closed notebook of", self.user, flush=True)
+        print("server: closed notebook of %s" % self.user, flush=True)
 
 
 def create_notes(cls):
@@ -57,7 +57,7 @@ def main(forever=False):
     logging.basicConfig(stream=sys.stdout, level=logging.ERROR, format="server log: %(message)s")
     daemon = api.Daemon(host="127.0.0.1")
     uri = daemon.register(Notes, "notes")
-    print("server: serving", uri, flush=True)
+    print("server: serving %s" % uri, flush=True)
     if forever:
         daemon.requestLoop()
         return 0

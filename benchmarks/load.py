@@ -1,0 +1,282 @@
+"""A load generator process: geopyro's client on gevent (the wire is the same for every server).
+
+Protocol with the runner: connect everything, print ``READY {...}``, wait for a ``GO`` line on
+stdin, run, print ``RESULT {...}`` and exit. Modes: latency, raw, oneway, bulk, fanin, io, idle;
+``--client pyro5`` runs the latency mode with Pyro5's own (threaded, blocking) client instead.
+"""
+
+import argparse
+import json
+import os
+import random
+import socket
+import sys
+import time
+
+from benchmarks import common
+
+MAX_SAMPLES = 50000  # latency samples sent back per process (uniform subsample beyond this)
+
+
+def emit(tag, payload):
+    sys.stdout.write("%s %s\n" % (tag, json.dumps(payload)))
+    sys.stdout.flush()
+
+
+def subsample(values, limit=MAX_SAMPLES):
+    if len(values) > limit:
+        values = random.sample(values, limit)
+    return [round(v * 1e6, 1) for v in values]  # microseconds
+
+
+def wait_go():
+    import gevent
+    line = gevent.get_hub().threadpool.apply(sys.stdin.readline)
+    if not line.startswith("GO"):
+        sys.exit("load generator: runner went away")
+
+
+def handshake_sync(ready):
+    emit("READY", ready)
+    wait_go()
+
+
+# --- geopyro client, many connections ---------------------------------------------------------
+
+def run_connections(args, work):
+    """One greenlet per connection: connect (bounded concurrency), wait for GO, run ``work(proxy)``."""
+    import gevent
+    import gevent.event
+    import gevent.lock
+    import geopyro
+    from geopyro.api import Proxy
+
+    geopyro.config.SERIALIZER = args.serializer
+    geopyro.config.COMMTIMEOUT = args.timeout
+    sem = gevent.lock.Semaphore(args.connect_concurrency)
+    go = gevent.event.Event()
+    all_done = gevent.event.Event()
+    state = {"pending": args.conns, "connected": 0, "refused": 0, "errors": 0, "refusal_reasons": {},
+             "error_reasons": {}}
+
+    def note(kind, exc):
+        reasons = state[kind + "_reasons"]
+        key = ("%s: %s" % (type(exc).__name__, exc))[:160]
+        if key in reasons or len(reasons) < 5:
+            reasons[key] = reasons.get(key, 0) + 1
+
+    def worker():
+        proxy = None
+        try:
+            with sem:
+                proxy = Proxy(args.uri)
+                proxy._pyroBind()
+            state["connected"] += 1
+        except Exception as exc:
+            state["refused"] += 1
+            note("refusal", exc)
+            proxy = None
+        finally:
+            state["pending"] -= 1
+            if state["pending"] == 0:
+                all_done.set()
+        if proxy is None:
+            return
+        try:
+            go.wait()
+            work(proxy)
+        except Exception as exc:
+            state["errors"] += 1
+            note("error", exc)
+        finally:
+            proxy._pyroRelease()
+
+    greenlets = [gevent.spawn(worker) for _ in range(args.conns)]
+    if args.conns:
+        all_done.wait()
+    handshake_sync({"connected": state["connected"], "refused": state["refused"]})
+    state["t_go"] = time.perf_counter()
+    go.set()
+    gevent.joinall(greenlets, timeout=args.duration + args.timeout + 30)
+    state["t_end"] = time.perf_counter()
+    state["unfinished"] = sum(1 for g in greenlets if not g.dead)
+    gevent.killall([g for g in greenlets if not g.dead], block=False)
+    return state
+
+
+def mode_fanin(args):
+    latencies = []
+    counter = [0]
+    deadline = [None]
+
+    def work(proxy):
+        if deadline[0] is None:
+            deadline[0] = time.perf_counter() + args.duration
+        end = deadline[0]
+        lat = latencies
+        now = time.perf_counter()
+        while now < end:
+            proxy.echo(common.ECHO_VALUE)
+            t = time.perf_counter()
+            if t <= end:
+                counter[0] += 1
+                lat.append(t - now)
+            now = t
+
+    state = run_connections(args, work)
+    return dict(_summary(state), calls=counter[0], duration=args.duration, latencies_us=subsample(latencies))
+
+
+def mode_io(args):
+    done = []
+
+    def work(proxy):
+        proxy.sleep(args.sleep)
+        done.append(time.perf_counter())
+
+    state = run_connections(args, work)
+    wall = (max(done) - state["t_go"]) if done else None
+    return dict(_summary(state), completed=len(done), wall_s=wall)
+
+
+def mode_idle(args):
+    state = run_connections(args, lambda proxy: None)
+    return _summary(state)
+
+
+def _summary(state):
+    return {k: state[k] for k in ("connected", "refused", "errors", "unfinished", "refusal_reasons",
+                                  "error_reasons")}
+
+
+# --- one connection ----------------------------------------------------------------------------
+
+def _one_proxy(args):
+    import geopyro
+    from geopyro.api import Proxy
+    geopyro.config.SERIALIZER = args.serializer
+    geopyro.config.COMMTIMEOUT = 0.0  # one connection: the default settings, as users run them
+    proxy = Proxy(args.uri)
+    proxy._pyroBind()
+    return proxy
+
+
+def _sequential(call, duration):
+    latencies = []
+    start = now = time.perf_counter()
+    end = start + duration
+    while now < end:
+        call()
+        t = time.perf_counter()
+        latencies.append(t - now)
+        now = t
+    return {"calls": len(latencies), "elapsed_s": now - start, "latencies_us": subsample(latencies)}
+
+
+def mode_latency(args):
+    if args.client == "pyro5":
+        import Pyro5.api
+        Pyro5.api.config.SERIALIZER = args.serializer
+        proxy = Pyro5.api.Proxy(args.uri)
+        proxy._pyroBind()
+    else:
+        proxy = _one_proxy(args)
+    for _ in range(200):  # warm up
+        proxy.echo(common.ECHO_VALUE)
+    handshake_sync({"connected": 1})
+    result = _sequential(lambda: proxy.echo(common.ECHO_VALUE), args.duration)
+    proxy._pyroRelease()
+    return result
+
+
+def mode_raw(args):
+    import gevent.socket
+    invoke, reply = common.raw_messages(args.serializer)
+    host, port = args.uri.split(":")[1:]
+    sock = gevent.socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    size = len(reply)
+    buf = bytearray(size)
+    view = memoryview(buf)
+
+    def call():
+        sock.sendall(invoke)
+        got = 0
+        while got < size:
+            n = sock.recv_into(view[got:])
+            if not n:
+                raise ConnectionError("raw server closed")
+            got += n
+
+    for _ in range(200):
+        call()
+    handshake_sync({"connected": 1})
+    result = _sequential(call, args.duration)
+    sock.close()
+    return result
+
+
+def mode_oneway(args):
+    """Send ``count`` oneway calls as fast as possible; done when the server has run all of them."""
+    proxy = _one_proxy(args)
+    before = proxy.hits()
+    handshake_sync({"connected": 1})
+    start = time.perf_counter()
+    for _ in range(args.count):
+        proxy.hit()
+    send_done = time.perf_counter()
+    processed = proxy.hits() - before
+    give_up = time.perf_counter() + args.timeout
+    while processed < args.count and time.perf_counter() < give_up:  # oneway calls may still be queued
+        time.sleep(0.0005)
+        processed = proxy.hits() - before
+    finish = time.perf_counter()
+    proxy._pyroRelease()
+    return {"sent": args.count, "processed": processed, "send_s": send_done - start, "elapsed_s": finish - start}
+
+
+def mode_bulk(args):
+    import serpent
+    proxy = _one_proxy(args)
+    payload = os.urandom(args.size)
+    proxy.bulk(b"warm-up")
+    handshake_sync({"connected": 1})
+    times = []
+    for _ in range(args.count):
+        t0 = time.perf_counter()
+        result = proxy.bulk(payload)
+        if isinstance(result, dict):
+            result = serpent.tobytes(result)
+        times.append(time.perf_counter() - t0)
+        if len(result) != len(payload):
+            raise RuntimeError("bulk echo returned %d bytes instead of %d" % (len(result), len(payload)))
+    proxy._pyroRelease()
+    return {"size": args.size, "calls": args.count, "times_s": times}
+
+
+MODES = {"fanin": mode_fanin, "io": mode_io, "idle": mode_idle, "latency": mode_latency, "raw": mode_raw,
+         "oneway": mode_oneway, "bulk": mode_bulk}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=sorted(MODES), required=True)
+    parser.add_argument("--uri", required=True)
+    parser.add_argument("--client", choices=("geopyro", "pyro5"), default="geopyro")
+    parser.add_argument("--serializer", default="serpent")
+    parser.add_argument("--conns", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--sleep", type=float, default=0.05)
+    parser.add_argument("--size", type=int, default=1000000)
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--connect-concurrency", type=int, default=64)
+    args = parser.parse_args(argv)
+    common.die_with_parent()
+    common.raise_nofile()
+    emit("RESULT", MODES[args.mode](args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

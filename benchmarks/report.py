@@ -1,0 +1,326 @@
+"""Tables, targets, the plot and the committed RESULTS.md for a benchmark run."""
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+BULK_TOLERANCE = 0.95  # "no slower than Pyro5": within 5 % (run-to-run noise on a shared 2-core box)
+MARK_BEGIN = "<!-- BEGIN GENERATED RESULTS (python -m benchmarks rewrites this part) -->"
+MARK_END = "<!-- END GENERATED RESULTS -->"
+
+
+def machine_info():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        nproc = str(len(os.sched_getaffinity(0)))
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = round(int(f.readline().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    versions = {}
+    for name in ("geopyro", "Pyro5", "gevent", "greenlet", "serpent", "msgpack"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", getattr(module, "version", "?"))
+            if isinstance(versions[name], tuple):
+                versions[name] = ".".join(map(str, versions[name]))
+        except ImportError:
+            versions[name] = None
+    return {"nproc": nproc, "cpu_model": cpu, "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "mem_gb": mem, "versions": versions}
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+def _row(data, scenario, server, **match):
+    for row in data["scenarios"].get(scenario, {}).get("rows", []):
+        if row.get("server") == server and "error" not in row and row.get("applies", True) \
+                and all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def evaluate_targets(data):
+    """Each geopyro target (for the default server type, greenlet) as met / not met with the measured ratio."""
+    targets = []
+
+    def add(name, requirement, measured, met, detail):
+        targets.append({"target": name, "requirement": requirement,
+                        "measured": round(measured, 3) if isinstance(measured, float) else measured,
+                        "met": None if measured is None else bool(met), "detail": detail})
+
+    g = _row(data, "latency", "geopyro greenlet")
+    p = _row(data, "latency", "Pyro5 thread")
+    r = _row(data, "latency", "raw ceiling")
+    if "latency" in data["scenarios"]:
+        ratio = _ratio(g and g["calls_per_s"], p and p["calls_per_s"])
+        add("latency: calls/s vs Pyro5 thread", ">= 1.5x", ratio, ratio is not None and ratio >= 1.5,
+            "geopyro greenlet %s vs Pyro5 thread %s calls/s" % (_n(g, "calls_per_s"), _n(p, "calls_per_s")))
+        ratio = _ratio(g and g["calls_per_s"], r and r["calls_per_s"])
+        add("latency: calls/s vs raw gevent ceiling", ">= 0.65x", ratio, ratio is not None and ratio >= 0.65,
+            "geopyro greenlet %s vs raw %s calls/s" % (_n(g, "calls_per_s"), _n(r, "calls_per_s")))
+    if "fanin" in data["scenarios"]:
+        levels = sorted({row["connections"] for row in data["scenarios"]["fanin"]["rows"] if "connections" in row})
+        level = 1000 if 1000 in levels else (levels[-1] if levels else None)
+        g = _row(data, "fanin", "geopyro greenlet", connections=level)
+        p = _row(data, "fanin", "Pyro5 multiplex", connections=level)
+        ratio = _ratio(g and g["calls_per_s"], p and p["calls_per_s"])
+        add("fan-in at %s connections: calls/s vs Pyro5 multiplex" % level, ">= 2x", ratio,
+            ratio is not None and ratio >= 2, "geopyro greenlet %s vs Pyro5 multiplex %s calls/s" % (
+                _n(g, "calls_per_s"), _n(p, "calls_per_s")))
+    if "io_bound" in data["scenarios"]:
+        g = _row(data, "io_bound", "geopyro greenlet")
+        x = g["x_ideal"] if g else None
+        ok = x is not None and x <= 3 and g["completed"] == g["connections"]
+        add("I/O-bound: wall time vs the %s ms ideal" % (int(g["sleep_s"] * 1000) if g else "?"), "<= 3x", x, ok,
+            "%s calls, %s completed, wall %s ms" % (g and g["connections"], g and g["completed"],
+                                                    _n(g, "wall_s", 1000)))
+    if "idle" in data["scenarios"]:
+        g = _row(data, "idle", "geopyro greenlet")
+        kb = g["kb_per_connection"] if g else None
+        ok = kb is not None and kb <= 20 and g["held"] == g["connections"]
+        add("idle: server memory per connection (%s held of %s)" % (g and g["held"], g and g["connections"]),
+            "<= 20 KB", kb, ok, "RSS %s -> %s KB" % (g and g["rss_before_kb"], g and g["rss_after_kb"]))
+    if "bulk" in data["scenarios"]:
+        for ser in ("serpent", "msgpack"):
+            g = _row(data, "bulk", "geopyro greenlet", serializer=ser)
+            p = _row(data, "bulk", "Pyro5 thread", serializer=ser)
+            ratio = _ratio(g and g["mb_per_s"], p and p["mb_per_s"])
+            add("bulk %s: MB/s vs Pyro5 thread" % ser, ">= 1x (%.2f with noise allowance)" % BULK_TOLERANCE,
+                ratio, ratio is not None and ratio >= BULK_TOLERANCE,
+                "geopyro greenlet %s vs Pyro5 thread %s MB/s" % (_n(g, "mb_per_s"), _n(p, "mb_per_s")))
+    return targets
+
+
+def _n(row, key, scale=1.0):
+    if not row or row.get(key) is None:
+        return "n/a"
+    return "{:,.1f}".format(row[key] * scale)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+def _fmt(value, spec="{:,.0f}"):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return spec.format(value)
+    return str(value)
+
+
+def _table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(out)
+
+
+def _errors(rows, width):
+    return [[row["server"], "FAILED: " + row["error"].splitlines()[0][:120]] + [""] * (width - 2)
+            for row in rows if "error" in row]
+
+
+def markdown_tables(data):
+    sc = data["scenarios"]
+    parts = []
+    if "latency" in sc:
+        rows = sc["latency"]["rows"]
+        base = _row(data, "latency", "Pyro5 thread")
+        raw = _row(data, "latency", "raw ceiling")
+        cells = [[r["server"] + (" (reference)" if r.get("reference_only") else ""), _fmt(r["calls_per_s"]),
+                  _fmt(r["p50_us"], "{:,.1f}"), _fmt(r["p99_us"], "{:,.1f}"),
+                  _fmt(_ratio(r["calls_per_s"], base and base["calls_per_s"]), "{:.2f}x"),
+                  _fmt(_ratio(r["calls_per_s"], raw and raw["calls_per_s"]), "{:.0%}")]
+                 for r in rows if "error" not in r]
+        parts.append("### 1. Latency: one client, sequential echo(42) calls (serpent)\n\n" + _table(
+            ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling"],
+            cells + _errors(rows, 6)))
+    if "fanin" in sc:
+        rows = sc["fanin"]["rows"]
+        cells = [[r["server"], _fmt(r["connections"]), _fmt(r["connected"]), _fmt(r["refused"]),
+                  _fmt(r["errors"]), _fmt(r["calls_per_s"]), _fmt(r["p50_ms"], "{:,.2f}"),
+                  _fmt(r["p99_ms"], "{:,.2f}")] for r in sorted(
+                      (r for r in rows if "error" not in r), key=lambda r: r["connections"])]
+        parts.append("### 2. Fan-in: concurrent connections, each calling echo(42) in a loop\n\n" + _table(
+            ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms"],
+            cells + _errors(rows, 8)))
+    if "io_bound" in sc:
+        rows = sc["io_bound"]["rows"]
+        cells = []
+        for r in rows:
+            if "error" in r:
+                continue
+            if not r.get("applies", True):
+                cells.append([r["server"], "-", "-", "-", "-", "-", "n/a: " + r["note"]])
+                continue
+            cells.append([r["server"] + (" (reference)" if r.get("reference_only") else ""), r["method"],
+                          _fmt(r["connections"]), _fmt(r["completed"]), _fmt(r["refused"]),
+                          _fmt(r["wall_s"] and r["wall_s"] * 1000, "{:,.1f}"), _fmt(r["x_ideal"], "{:.2f}x")])
+        parts.append("### 3. I/O-bound: concurrent calls to a method sleeping 50 ms\n\n" + _table(
+            ["server", "sleep", "calls", "completed", "refused", "wall ms", "vs ideal"], cells + _errors(rows, 7)))
+    if "bulk" in sc:
+        rows = sc["bulk"]["rows"]
+        cells = []
+        for r in rows:
+            if "error" in r:
+                continue
+            base = _row(data, "bulk", "Pyro5 thread", serializer=r["serializer"])
+            cells.append([r["server"], r["serializer"], _fmt(r["payload_mb"], "{:g}"), _fmt(r["calls"]),
+                          _fmt(r["seconds_per_call"], "{:.3f}"), _fmt(r["mb_per_s"], "{:,.1f}"),
+                          _fmt(_ratio(r["mb_per_s"], base and base["mb_per_s"]), "{:.2f}x")])
+        parts.append("### 4. Bulk: echo of a bytes payload (MB/s counts both directions)\n\n" + _table(
+            ["server", "serializer", "payload MB", "calls", "s/call", "MB/s", "vs Pyro5 thread"],
+            cells + _errors(rows, 7)))
+    if "idle" in sc:
+        rows = sc["idle"]["rows"]
+        cells = [[r["server"], _fmt(r["connections"]), _fmt(r["held"]), _fmt(r["refused"]),
+                  _fmt(r["rss_before_kb"] / 1024, "{:,.1f}"), _fmt(r["rss_after_kb"] / 1024, "{:,.1f}"),
+                  _fmt(r["kb_per_connection"], "{:,.1f}")] for r in rows if "error" not in r]
+        parts.append("### 5. Idle connections: server RSS per held connection\n\n" + _table(
+            ["server", "requested", "held", "refused", "RSS before MB", "RSS after MB", "KB/connection"],
+            cells + _errors(rows, 7)))
+    if "oneway" in sc:
+        rows = sc["oneway"]["rows"]
+        cells = [[r["server"], _fmt(r["sent"]), _fmt(r["processed"]), _fmt(r["calls_per_s"]),
+                  _fmt(r["send_rate_per_s"])] for r in rows if "error" not in r]
+        parts.append("### 6. Oneway: one client sending oneway calls (rate = processed by the server)\n\n" + _table(
+            ["server", "sent", "processed", "calls/s processed", "calls/s sent"], cells + _errors(rows, 5)))
+    if data.get("targets"):
+        cells = [[t["target"], t["requirement"], _fmt(t["measured"], "{:,.2f}"),
+                  {True: "**met**", False: "**not met**", None: "no data"}[t["met"]], t["detail"]]
+                 for t in data["targets"]]
+        parts.append("### Targets (geopyro's default server type, greenlet)\n\n" + _table(
+            ["target", "required", "measured", "status", "detail"], cells))
+    return "\n\n".join(parts) + "\n"
+
+
+# --- plot --------------------------------------------------------------------------------------
+
+def plot(data, path):
+    """Write the PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sc = data["scenarios"]
+    colors = {"geopyro greenlet": "#1b9e77", "geopyro multiplex": "#66c2a5", "Pyro5 thread": "#d95f02",
+              "Pyro5 multiplex": "#fc8d62", "raw ceiling": "#7570b3"}
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig.suptitle("geopyro vs Pyro5 — %s, %s CPUs, Python %s (%s mode)" % (
+        data["meta"]["machine"]["cpu_model"], data["meta"]["machine"]["nproc"], data["meta"]["machine"]["python"],
+        data["meta"]["mode"]))
+
+    def bars(ax, rows, key, title, ylabel, name=lambda r: r["server"]):
+        rows = [r for r in rows if "error" not in r and r.get("applies", True) and r.get(key) is not None]
+        names = [name(r) for r in rows]
+        values = [r[key] for r in rows]
+        ax.bar(range(len(rows)), values, color=[colors.get(r["server"], "#999999") for r in rows])
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        for i, v in enumerate(values):
+            ax.annotate("{:,.0f}".format(v) if v >= 10 else "{:.2f}".format(v), (i, v), ha="center",
+                        va="bottom", fontsize=7)
+
+    if "latency" in sc:
+        bars(axes[0][0], [r for r in sc["latency"]["rows"] if not r.get("reference_only")], "calls_per_s",
+             "1. latency: sequential calls/s (one client)", "calls/s")
+    if "fanin" in sc:
+        ax = axes[0][1]
+        for server in colors:
+            pts = sorted((r["connections"], r["calls_per_s"]) for r in sc["fanin"]["rows"]
+                         if r.get("server") == server and "error" not in r)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=server, color=colors[server])
+        ax.set_xscale("log")
+        ax.set_title("2. fan-in: aggregate calls/s vs connections", fontsize=10)
+        ax.set_xlabel("concurrent connections")
+        ax.set_ylabel("calls/s")
+        ax.legend(fontsize=7)
+    if "io_bound" in sc:
+        ax = axes[0][2]
+        bars(ax, sc["io_bound"]["rows"], "wall_s", "3. I/O-bound: wall time of concurrent 50 ms calls", "seconds",
+             name=lambda r: "%s\n(%d/%d done)" % (r["server"], r["completed"], r["connections"]))
+        ideal = [r["sleep_s"] for r in sc["io_bound"]["rows"] if r.get("sleep_s")]
+        if ideal:
+            ax.axhline(ideal[0], color="black", linestyle="--", linewidth=1, label="ideal")
+            ax.axhline(ideal[0] * 3, color="red", linestyle=":", linewidth=1, label="3x ideal (target)")
+            ax.legend(fontsize=7)
+    if "bulk" in sc:
+        bars(axes[1][0], sc["bulk"]["rows"], "mb_per_s", "4. bulk: MB/s echoing a %g MB payload" % (
+            sc["bulk"]["rows"][0].get("payload_mb", 0)), "MB/s",
+             name=lambda r: "%s\n%s" % (r["server"], r["serializer"]))
+    if "idle" in sc:
+        bars(axes[1][1], sc["idle"]["rows"], "kb_per_connection", "5. idle: server KB per held connection", "KB",
+             name=lambda r: "%s\n(%d held)" % (r["server"], r["held"]))
+        axes[1][1].axhline(20, color="red", linestyle=":", linewidth=1)
+    if "oneway" in sc:
+        bars(axes[1][2], sc["oneway"]["rows"], "calls_per_s", "6. oneway: calls/s processed", "calls/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+# --- the committed copy ------------------------------------------------------------------------
+
+def machine_line(meta):
+    m = meta["machine"]
+    v = m["versions"]
+    return ("%s; `nproc` = %s; %s GB RAM; %s %s on %s; geopyro %s, Pyro5 %s, gevent %s, greenlet %s, serpent %s, "
+            "msgpack %s" % (m["cpu_model"], m["nproc"], m["mem_gb"], m["implementation"], m["python"],
+                            m["platform"], v.get("geopyro"), v.get("Pyro5"), v.get("gevent"), v.get("greenlet"),
+                            v.get("serpent"), v.get("msgpack")))
+
+
+def publish(data, tables, png_path, bench_dir):
+    """Rewrite the generated part of benchmarks/RESULTS.md and copy the plot to benchmarks/latest.png."""
+    meta = data["meta"]
+    block = "\n".join([
+        MARK_BEGIN, "",
+        "**Run:** %s, `%s` (%s mode, %.0f s)  " % (meta["date"], meta["command"], meta["mode"], meta["duration_s"]),
+        "**Machine:** %s" % machine_line(meta), "",
+        "![benchmark plot](latest.png)" if png_path else "(no plot: matplotlib was not installed)", "",
+        tables.rstrip(), "", MARK_END])
+    md_path = os.path.join(bench_dir, "RESULTS.md")
+    try:
+        with open(md_path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        text = "# Benchmark results\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END)
+    if MARK_BEGIN in text and MARK_END in text:
+        text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda m: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(text)
+    if png_path:
+        shutil.copyfile(png_path, os.path.join(bench_dir, "latest.png"))
+
+
+if __name__ == "__main__":
+    sys.exit("use python -m benchmarks")
