@@ -29,6 +29,7 @@ setup(
     packages=find_packages(include=["geopyro", "geopyro.*", "conformance", "conformance.*"]),
     install_requires=["gevent>=21.12", "serpent>=1.41", "msgpack>=1.0"],
     extras_require={
+        "conformance": ["pytest>=7", "pytest-xdist>=3"],
         "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6", "Pyro5>=5.14", "Pyro4>=4.80"],
     },
     entry_points={

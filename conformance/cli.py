@@ -1,0 +1,294 @@
+"""``python -m conformance``: run the catalogue against one target, a wire pair, or the matrix.
+
+Exit codes: 0 all applicable checks passed, 1 a check failed (or the run broke),
+2 usage error (unknown target, missing package, incompatible pair).
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import itertools
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+from . import catalogue, harness, targets
+from .targets import UsageError
+
+PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+CELL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "n/a": "n/a", "xfail": "xfail", "xpass": "XPASS"}
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m conformance",
+                                 description="Run the documented Pyro behaviours against an implementation.")
+    ap.add_argument("--target", help="use this target for both server and client")
+    ap.add_argument("--server", help="server-side target of a wire-interop pair")
+    ap.add_argument("--client", help="client-side target of a wire-interop pair")
+    ap.add_argument("--matrix", action="store_true", help="every target and every wire-compatible pair")
+    ap.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    ap.add_argument("-k", dest="keyword", help="pytest -k expression selecting checks (e.g. 'oneway or ns.')")
+    ap.add_argument("--json", dest="json_file", help="write machine-readable results to this file")
+    ap.add_argument("-n", "--workers", default=None,
+                    help="pytest-xdist workers (default: number of CPUs, 2..4; 0 = no xdist)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="per-check time limit in seconds")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no per-check progress lines")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.list:
+            return list_catalogue(args)
+        pairs = choose_pairs(args)
+        return run(args, pairs)
+    except UsageError as exc:
+        print("conformance: error: %s" % exc, file=sys.stderr)
+        return 2
+
+
+def choose_pairs(args):
+    if args.matrix:
+        if args.target or args.server or args.client:
+            raise UsageError("--matrix cannot be combined with --target/--server/--client")
+        installed = []
+        for name in targets.known_targets():
+            try:
+                targets.check_installed(name)
+                installed.append(name)
+            except UsageError as exc:
+                print("conformance: note: leaving %s out of the matrix: %s" % (name, exc), file=sys.stderr)
+        pairs = [(t, t) for t in installed]
+        pairs += [(s, c) for s, c in itertools.permutations(installed, 2) if targets.wire_of(s) == targets.wire_of(c)]
+        return pairs
+    if args.target and (args.server or args.client):
+        raise UsageError("use either --target or --server/--client")
+    if args.target:
+        server = client = args.target
+    elif args.server or args.client:
+        server = args.server or args.client
+        client = args.client or args.server
+    else:
+        raise UsageError("choose what to run: --target NAME, --server NAME --client NAME, or --matrix "
+                         "(known targets: %s)" % ", ".join(targets.known_targets()))
+    for name in (server, client):
+        targets.check_installed(name)
+    if targets.wire_of(server) != targets.wire_of(client):
+        raise UsageError("%s and %s speak different wire protocols (%s vs %s); they cannot be paired"
+                         % (server, client, targets.wire_of(server), targets.wire_of(client)))
+    return [(server, client)]
+
+
+def _selected(chk, keyword):
+    return not keyword or any(word in chk.id or word in chk.title
+                              for word in re.split(r"\s+or\s+|\s+", keyword) if word not in ("and", "not"))
+
+
+def list_catalogue(args):
+    checks = [c for c in catalogue.all_checks() if _selected(c, args.keyword)]
+    names = targets.known_targets()
+    width = max(len(c.id) for c in checks) if checks else 10
+    for chk in checks:
+        print("%-*s  %s" % (width, chk.id, chk.title))
+        print("%-*s  source: %s%s" % (width, "", chk.source,
+                                      "" if chk.servertype == "concurrent" else "  [%s server]" % chk.servertype))
+        for name in names:
+            na = chk.not_applicable(name, name)
+            if na:
+                print("%-*s  n/a for %s: %s" % (width, "", name, na))
+            bug = chk.known_bug(name, name)
+            if bug:
+                print("%-*s  xfail for %s: %s" % (width, "", name, bug))
+    print("\n%d checks" % len(checks))
+    return 0
+
+
+class Collector:
+    """Receives test reports (from xdist workers too), prints progress, keeps results."""
+
+    def __init__(self, quiet, out):
+        self.quiet = quiet
+        self.out = out
+        self.total = None
+        self.done = 0
+        self.results = {}
+
+    # collection size, with and without xdist
+    def pytest_collection_finish(self, session):
+        if self.total is None:
+            self.total = len(session.items)
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if self.total is None:
+            self.total = len(ids)
+
+    def pytest_runtest_logreport(self, report):
+        m = re.search(r"\[(.*)\]$", report.nodeid)
+        if not m:
+            return
+        pair_text, check_id = m.group(1).split(":", 1)
+        key = (pair_text, check_id)
+        outcome = None
+        message = ""
+        if report.when == "setup":
+            if report.skipped:
+                outcome, message = "n/a", _skip_reason(report).replace("not applicable: ", "", 1)
+            elif report.failed:
+                outcome, message = "error", _failure_text(report)
+        elif report.when == "call":
+            if hasattr(report, "wasxfail"):
+                outcome = "xfail" if report.skipped else "xpass"
+                message = report.wasxfail
+            elif report.passed:
+                outcome = "passed"
+            elif report.failed:
+                outcome, message = "failed", _failure_text(report)
+            else:
+                outcome, message = "n/a", _skip_reason(report)
+        elif report.when == "teardown" and report.failed:
+            prev = self.results.get(key)
+            if prev and prev["outcome"] == "passed":
+                prev["outcome"], prev["message"] = "error", "cleanup failed: " + _failure_text(report)
+            return
+        if outcome is None:
+            return
+        self.results[key] = {"outcome": outcome, "message": message, "duration": round(report.duration, 3)}
+        self.done += 1
+        if not self.quiet:
+            total = self.total or "?"
+            line = "[%*d/%s] %-5s %-17s %s" % (len(str(total)), self.done, total, CELL[outcome], pair_text, check_id)
+            if outcome in ("failed", "error"):
+                line += "  -- " + message.splitlines()[0][:160] if message else ""
+            print(line, file=self.out, flush=True)
+
+
+def _skip_reason(report):
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).replace("Skipped: ", "", 1)
+    return str(lr)
+
+
+def _failure_text(report):
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message
+    return report.longreprtext[-800:]
+
+
+def _have_xdist():
+    return importlib.util.find_spec("xdist") is not None
+
+
+def run(args, pairs):
+    started = time.monotonic()
+    workers = args.workers
+    if workers is None:
+        workers = max(2, min(4, os.cpu_count() or 2))
+    workers = int(workers)
+    # workers (and server subprocesses) must import this package
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [harness.PACKAGE_PARENT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    pair_text = ",".join("%s/%s" % p for p in pairs)
+    print("conformance: %s  (%d checks in the catalogue, %s)"
+          % (", ".join("server %s / client %s" % p for p in pairs), len(catalogue.all_checks()),
+             "%d xdist workers" % workers if workers and _have_xdist() else "no xdist"), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+        ini = os.path.join(tmp, "pytest.ini")
+        with open(ini, "w") as f:
+            f.write("[pytest]\n")
+        pytest_args = [os.path.join(PKG_DIR, "_entry.py"), "-c", ini, "--rootdir", harness.PACKAGE_PARENT,
+                       "-p", "conformance.plugin", "--conformance-pairs", pair_text, "-p", "no:cacheprovider",
+                       "-q"]
+        if importlib.util.find_spec("pytest_timeout") is not None:
+            pytest_args += ["--timeout", str(args.timeout)]
+        if workers and _have_xdist():
+            pytest_args += ["-n", str(workers)]
+        if args.keyword:
+            pytest_args += ["-k", args.keyword]
+        collector = Collector(args.quiet, sys.stderr)
+        captured = io.StringIO()
+        import pytest
+        with contextlib.redirect_stdout(captured):
+            rc = pytest.main(pytest_args, plugins=[collector])
+    elapsed = time.monotonic() - started
+    rc = int(rc)
+    broken = rc not in (0, 1, 5)
+    if broken:
+        sys.stderr.write(captured.getvalue()[-6000:])
+        print("conformance: pytest stopped with exit code %d" % rc, file=sys.stderr)
+
+    results = collector.results
+    if not results and not broken:
+        print("conformance: error: no checks selected%s" % (" by -k %r" % args.keyword if args.keyword else ""),
+              file=sys.stderr)
+        return 2
+    checks = catalogue.by_id()
+    ordered_ids = [c.id for c in catalogue.all_checks() if any(k[1] == c.id for k in results)]
+    pair_texts = ["%s/%s" % p for p in pairs]
+    print_table(ordered_ids, pair_texts, results)
+    counts = {k: sum(1 for r in results.values() if r["outcome"] == k) for k in CELL}
+    problems = [(k, r) for k, r in sorted(results.items()) if r["outcome"] in ("failed", "error")]
+    if problems:
+        print("\nFailures:")
+        for (pt, cid), r in problems:
+            print("  %s %s [%s]\n      %s" % (pt, cid, checks[cid].source if cid in checks else "?",
+                                           r["message"].replace("\n", "\n      ")))
+    nas = [(k, r) for k, r in sorted(results.items()) if r["outcome"] == "n/a"]
+    if nas:
+        print("\nNot applicable:")
+        for (pt, cid), r in nas:
+            print("  %s %s: %s" % (pt, cid, r["message"]))
+    xfails = [(k, r) for k, r in sorted(results.items()) if r["outcome"] in ("xfail", "xpass")]
+    if xfails:
+        print("\nKnown bugs (expected failures):")
+        for (pt, cid), r in xfails:
+            print("  %s %s: %s%s" % (pt, cid, r["message"], "  (now passes!)" if r["outcome"] == "xpass" else ""))
+    ok = not problems and not broken and bool(results)
+    print("\n%s: %d passed, %d failed, %d errors, %d not applicable, %d xfail, %d xpass in %.1fs"
+          % ("OK" if ok else "FAILED", counts["passed"], counts["failed"], counts["error"], counts["n/a"],
+             counts["xfail"], counts["xpass"], elapsed))
+    if args.json_file:
+        write_json(args.json_file, pairs, results, checks, counts, ok, elapsed, rc)
+    return 0 if ok else 1
+
+
+def print_table(ordered_ids, pair_texts, results):
+    width = max([len(i) for i in ordered_ids] + [9])
+    colw = [max(len(p), 5) for p in pair_texts]
+    print("\n%-*s  %s" % (width, "behaviour", "  ".join("%-*s" % (w, p) for w, p in zip(colw, pair_texts))))
+    print("%s  %s" % ("-" * width, "  ".join("-" * w for w in colw)))
+    for cid in ordered_ids:
+        cells = [CELL[results[(p, cid)]["outcome"]] if (p, cid) in results else "-" for p in pair_texts]
+        print("%-*s  %s" % (width, cid, "  ".join("%-*s" % (w, c) for w, c in zip(colw, cells))))
+
+
+def write_json(path, pairs, results, checks, counts, ok, elapsed, rc):
+    versions = {}
+    for name in sorted({n for p in pairs for n in p}):
+        try:
+            versions[name] = targets.load(name).version
+        except Exception as exc:  # noqa: BLE001
+            versions[name] = "unknown (%s)" % exc
+    rows = []
+    for (pt, cid), r in sorted(results.items()):
+        server, client = pt.split("/", 1)
+        chk = checks.get(cid)
+        rows.append({"check": cid, "server": server, "client": client, "outcome": r["outcome"],
+                     "applicable": r["outcome"] != "n/a", "message": r["message"], "duration": r["duration"],
+                     "title": chk.title if chk else None, "source": chk.source if chk else None,
+                     "servertype": chk.servertype if chk else None})
+    data = {"ok": ok, "pytest_exit_code": rc, "elapsed_seconds": round(elapsed, 2),
+            "pairs": [{"server": s, "client": c} for s, c in pairs], "versions": versions,
+            "catalogue_size": len(checks),
+            "summary": {"total": len(rows), "passed": counts["passed"], "failed": counts["failed"],
+                        "errors": counts["error"], "not_applicable": counts["n/a"], "xfail": counts["xfail"],
+                        "xpass": counts["xpass"], "applicable": len(rows) - counts["n/a"]},
+            "results": rows}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
