@@ -200,18 +200,20 @@ class SerializerBase:
         raise errors.SerializeError("unsupported serialized class: " + classname)
 
     def recreate_classes(self, literal):
-        """Walk plain data, turning class dicts into objects; refuses code objects."""
+        """Walk plain data, turning class dicts into objects; refuses code objects anywhere (keys too)."""
         t = type(literal)
         if t is list:
             return [self.recreate_classes(x) for x in literal]
         if t is dict:
             if "__class__" in literal:
                 return self.dict_to_class(literal)
-            return {key: self.recreate_classes(value) for key, value in literal.items()}
+            return {self.recreate_classes(key): self.recreate_classes(value) for key, value in literal.items()}
         if t is tuple:
             return tuple(self.recreate_classes(x) for x in literal)
         if t is set:
             return {self.recreate_classes(x) for x in literal}
+        if t is frozenset:
+            return frozenset(self.recreate_classes(x) for x in literal)
         if t is types.CodeType:
             raise errors.SecurityError("refused to deserialize a code object")
         return literal

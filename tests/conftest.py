@@ -22,6 +22,17 @@ def clean_config():
     geopyro.config.reset(use_environment=False)
 
 
+@pytest.fixture(autouse=True)
+def clean_call_context():
+    """The call context of the test's own greenlet must not leak between tests."""
+    from geopyro.callcontext import current_context
+    for name, value in (("annotations", {}), ("correlation_id", None), ("response_annotations", {})):
+        setattr(current_context, name, value)
+    yield
+    for name, value in (("annotations", {}), ("correlation_id", None), ("response_annotations", {})):
+        setattr(current_context, name, value)
+
+
 class DaemonRunner:
     """Runs daemons' request loops in background threads and stops them at the end of a test."""
 

@@ -9,18 +9,7 @@ from geopyro import errors, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose, oneway
-from waiting import wait_until
-
-
-@pytest.fixture(autouse=True)
-def clean_call_context():
-    current_context.annotations = {}
-    current_context.correlation_id = None
-    current_context.response_annotations = {}
-    yield
-    current_context.annotations = {}
-    current_context.correlation_id = None
-    current_context.response_annotations = {}
+from support import wait_until
 
 
 class Resource:

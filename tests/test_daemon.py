@@ -12,7 +12,7 @@ from geopyro import core, errors
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, DaemonObject, expose
-from waiting import wait_until
+from support import wait_until
 
 
 @expose

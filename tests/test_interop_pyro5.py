@@ -19,7 +19,6 @@ Known Pyro5 client/server limitations, skipped with that reason (they are Pyro5 
 
 import json
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import Pyro5.errors
 
 import geopyro.api
 import geopyro.errors
+from support import first_line
 
 SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,29 +156,11 @@ def clean_env():
     return {key: value for key, value in os.environ.items() if not key.startswith("PYRO_")}
 
 
-def read_line(proc, deadline, what):
-    """One stdout line of ``proc``, waiting at most until ``deadline``; fails with the process's stderr."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or proc.poll() is not None:
-                break
-            if selector.select(remaining):
-                line = proc.stdout.readline()
-                if line:
-                    return line
-                break
-    proc.kill()
-    _, err = proc.communicate(timeout=10)
-    pytest.fail("%s did not print its URIs (exit code %s); stderr:\n%s" % (what, proc.returncode, err))
-
-
 def start_server(lib, script):
     proc = subprocess.Popen([sys.executable, str(script), lib, ROOT], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=clean_env(), text=True)
     try:
-        uris = json.loads(read_line(proc, time.monotonic() + STARTUP_DEADLINE, "%s server" % lib))
+        uris = json.loads(first_line(proc, time.monotonic() + STARTUP_DEADLINE, "%s server" % lib))
     except BaseException:
         stop_server(proc)
         raise

@@ -11,7 +11,7 @@ import pytest
 
 import geopyro.api as api
 from geopyro import errors, protocol
-from waiting import wait_until
+from support import wait_until
 
 
 class OverlapProbe:

@@ -1,9 +1,7 @@
 """Name server interop with Pyro5, each peer in its own process."""
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,33 +10,21 @@ import pytest
 
 from geopyro import core, nameserver, server
 from geopyro.client import Proxy
+from support import ROOT, child_env, free_port
 
 pytest.importorskip("Pyro5")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def env(**extra):
-    environment = dict(os.environ, PYTHONPATH=ROOT, **{k: str(v) for k, v in extra.items()})
-    environment.pop("PYRO_LOGLEVEL", None)
-    return environment
 
 
 def run(args, **envvars):
-    return subprocess.run([sys.executable] + args, cwd=ROOT, env=env(**envvars), capture_output=True, text=True,
+    return subprocess.run([sys.executable] + args, cwd=ROOT, env=child_env(**envvars), capture_output=True, text=True,
                           timeout=30)
 
 
 def start_server(module, *args):
     """Start ``python -m module -n 127.0.0.1 -p 0 -x``; return (process, ns uri) once it serves."""
     proc = subprocess.Popen([sys.executable, "-m", module, "-n", "127.0.0.1", "-p", "0", "-x"] + list(args),
-                            cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)

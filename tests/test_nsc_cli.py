@@ -1,8 +1,6 @@
 """The command-line tools: geopyro.nsc (in-process and as a subprocess), the name server, the echo server."""
 
-import os
 import re
-import socket
 import subprocess
 import sys
 
@@ -10,24 +8,12 @@ import pytest
 
 from geopyro import core, nameserver, nsc
 from geopyro.client import Proxy
+from support import ROOT, child_env, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def env(**extra):
-    environment = dict(os.environ, PYTHONPATH=ROOT, **{k: str(v) for k, v in extra.items()})
-    environment.pop("PYRO_LOGLEVEL", None)
-    return environment
 
 
 def run(*args, stdin=None, **envvars):
-    return subprocess.run([sys.executable, "-m"] + list(args), cwd=ROOT, env=env(**envvars), input=stdin,
+    return subprocess.run([sys.executable, "-m"] + list(args), cwd=ROOT, env=child_env(**envvars), input=stdin,
                           capture_output=True, text=True, timeout=30)
 
 
@@ -35,7 +21,7 @@ class Background:
     """A server subprocess that prints a line matching ``ready`` once it serves; stopped at the end."""
 
     def __init__(self, args, ready=r"URI = (\S+)", **envvars):
-        self.proc = subprocess.Popen([sys.executable, "-m"] + args, cwd=ROOT, env=env(**envvars), text=True,
+        self.proc = subprocess.Popen([sys.executable, "-m"] + args, cwd=ROOT, env=child_env(**envvars), text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines = []
         for line in self.proc.stdout:  # pytest-timeout guards a server that never gets ready

@@ -9,7 +9,7 @@ import pytest
 from geopyro import errors
 from geopyro.client import BatchProxy, Future, Proxy, SerializedBlob
 from geopyro.server import Daemon, expose, oneway
-from waiting import green_wait, wait_until
+from support import green_wait, wait_until
 
 
 class State:

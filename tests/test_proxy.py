@@ -13,19 +13,7 @@ from geopyro import core, errors, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose
-from waiting import green_wait
-
-
-@pytest.fixture(autouse=True)
-def clean_call_context():
-    """The client-side call context of the test thread must not leak between tests."""
-    current_context.annotations = {}
-    current_context.correlation_id = None
-    current_context.response_annotations = {}
-    yield
-    current_context.annotations = {}
-    current_context.correlation_id = None
-    current_context.response_annotations = {}
+from support import green_wait
 
 
 class Gate:

@@ -12,7 +12,6 @@ and Pyro5 raises CommunicationError. A geopyro greenlet daemon has no such ceili
 import json
 import os
 import resource
-import selectors
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import gevent.pool
 import pytest
 
 import geopyro.api as api
+from support import first_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONNECTIONS = 2000
@@ -92,23 +92,6 @@ def ensure_nofile(needed):
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def read_line(proc, deadline):
-    with selectors.DefaultSelector() as selector:  # epoll: works with descriptor numbers above 1024
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while proc.poll() is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if selector.select(remaining):
-                line = proc.stdout.readline()
-                if line:
-                    return line
-                break
-    proc.kill()
-    _, err = proc.communicate(timeout=10)
-    pytest.fail("scale server did not start (exit code %s); stderr:\n%s" % (proc.returncode, err))
-
-
 @pytest.fixture
 def scale_server(tmp_path, servertype):
     """A geopyro daemon in a subprocess (its own descriptor table) with SERVERTYPE set; yields its info."""
@@ -120,7 +103,7 @@ def scale_server(tmp_path, servertype):
     proc = subprocess.Popen([sys.executable, str(script), ROOT, servertype, str(needed)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
     try:
-        info = json.loads(read_line(proc, time.monotonic() + STARTUP_DEADLINE))
+        info = json.loads(first_line(proc, time.monotonic() + STARTUP_DEADLINE, "the scale server"))
         if info["nofile"] < needed:
             pytest.skip("the server process could not raise RLIMIT_NOFILE to %d" % needed)
         yield info

@@ -8,7 +8,7 @@ import pytest
 from geopyro import errors
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose
-from waiting import wait_until
+from support import wait_until
 
 
 class Tracker:

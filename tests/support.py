@@ -1,0 +1,72 @@
+"""Helpers shared by the tests: waiting with deadlines, free ports, child processes."""
+
+import os
+import selectors
+import socket
+import threading
+import time
+
+import gevent
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_until(predicate, timeout=10.0, interval=0.01):
+    """Poll ``predicate`` until it is true or the deadline passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        pause.wait(interval)
+
+
+def green_wait(event, timeout=10.0):
+    """Server side: wait cooperatively (the daemon's hub keeps running) for a threading.Event."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set() and time.monotonic() < deadline:
+        gevent.sleep(0.005)
+    return event.is_set()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for tools that need a number up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(**extra):
+    """The environment for a child Python: geopyro importable from this checkout, PYRO_LOGLEVEL unset."""
+    environment = dict(os.environ, **{k: str(v) for k, v in extra.items()})
+    environment["PYTHONPATH"] = ROOT + os.pathsep + environment.get("PYTHONPATH", "")
+    environment.pop("PYRO_LOGLEVEL", None)
+    return environment
+
+
+def read_line(proc, deadline):
+    """The next line a child prints on stdout, or None (and the child killed) if none comes by ``deadline``."""
+    with selectors.DefaultSelector() as selector:  # epoll: works with descriptor numbers above 1024
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if selector.select(remaining):
+                line = proc.stdout.readline()
+                if line:
+                    return line
+                break
+    proc.kill()
+    return None
+
+
+def first_line(proc, deadline, what):
+    """The first stdout line of a child that must print one (a URI, say); the test fails with its stderr if not."""
+    import pytest
+    line = read_line(proc, deadline)
+    if line is None:
+        _, err = proc.communicate(timeout=10)
+        pytest.fail("%s did not print its first line (exit code %s); stderr:\n%s" % (what, proc.returncode, err))
+    return line
