@@ -54,6 +54,23 @@ def ssl_server_context(settings):
                                       keypassword=settings.SSL_SERVERKEYPASSWD, cacerts=settings.SSL_CACERTS)
 
 
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a TLS handshake may take when COMMTIMEOUT is 0 (no limit)
+
+
+def tls_handshake(context, sock, address, settings):
+    """Wrap an accepted socket in TLS, bounded by COMMTIMEOUT; None (socket closed) when it fails."""
+    sock.settimeout(settings.COMMTIMEOUT or TLS_HANDSHAKE_TIMEOUT)
+    try:
+        wrapped = context.wrap_socket(sock, server_side=True)
+    except (OSError, ValueError) as exc:
+        log.warning("TLS handshake with %s failed: %s", address, exc)
+        with contextlib.suppress(OSError):
+            sock.close()
+        return None
+    wrapped.settimeout(settings.COMMTIMEOUT or None)
+    return wrapped
+
+
 def housekeeping_interval(settings):
     """How often the daemon's housekeeping runs (as Pyro5: POLLTIMEOUT, bounded by COMMTIMEOUT or 5 s)."""
     return max(0.05, min(settings.POLLTIMEOUT or 2.0, max(settings.COMMTIMEOUT or 0, 5)))
@@ -102,9 +119,9 @@ class LoopState:
         self._stopped_real.clear()
 
     def stopped(self):
+        self.thread = self.greenlet = None  # first: a waiter woken by the events must see the loop gone
         self._stopped_green.set()
         self._stopped_real.set()
-        self.thread = self.greenlet = None
 
     @property
     def running(self):

@@ -54,12 +54,14 @@ class GreenletServer:
         if common.os_thread_id() != self._sock_thread:
             self.sock = socketutil.rewrap_for_this_thread(self.sock)
             self._sock_thread = common.os_thread_id()
-        kwargs = {"spawn": self._handlers}
-        if self._ssl_context is not None:
-            kwargs["ssl_context"] = self._ssl_context
-        return StreamServer(self.sock, self._handle, **kwargs)
+        # TLS is not left to StreamServer: its handshake has no timeout and failures end up as hub tracebacks
+        return StreamServer(self.sock, self._handle, spawn=self._handlers)
 
     def _handle(self, sock, address):
+        if self._ssl_context is not None:
+            sock = common.tls_handshake(self._ssl_context, sock, address, self.settings)
+            if sock is None:
+                return
         conn = socketutil.SocketConnection(sock)
         conn._peer = address
         limit = self.settings.MAX_CONNECTIONS
@@ -130,14 +132,15 @@ class GreenletServer:
         self._closed = True
         if self._loop.running:
             self._stop.set()
-            if common.os_thread_id() != self._loop.thread:
-                self._loop.wait_stopped(5.0)  # the loop closes everything in its own thread
-                return
-        self._close_now()
+            other_thread = common.os_thread_id() != self._loop.thread
+            if not self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets) and other_thread:
+                return  # still running over there: the loop closes everything as it ends
+        self._close_now()  # idempotent: the loop may have done it already
 
     def _close_now(self):
         if self.sock is None:
             return
+        sock, self.sock = self.sock, None  # claim the work: no second run, from any greenlet or thread
         if self._server is not None:
             self._server.stop_accepting()
         calling_conn = current_context.client
@@ -148,6 +151,5 @@ class GreenletServer:
         others = [g for g in self._handlers.greenlets if g is not current]
         if others:
             gevent.killall(others, block=False)
-        common.close_listening(self.sock)
-        self.sock = None
+        common.close_listening(sock)
         log.debug("greenlet server on %s closed", self.locationStr)

@@ -17,6 +17,8 @@ import os
 import socket as _stdlib_socket
 import time
 
+import gevent
+import gevent.monkey
 from gevent.selectors import GeventSelector
 
 from .. import errors, protocol, socketutil
@@ -26,6 +28,25 @@ log = logging.getLogger("geopyro.servers.multiplex")
 
 _READ = 1  # selectors.EVENT_READ
 _EXPECTED = (protocol.MSG_INVOKE, protocol.MSG_PING)
+
+
+_original_select = gevent.monkey.get_original("select", "select")
+_original_poll = getattr(__import__("select"), "poll", None) and gevent.monkey.get_original("select", "poll")
+
+
+def _readable(sock):
+    """True when bytes wait on ``sock`` (a zero-timeout check that never blocks or switches greenlets)."""
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():
+        return True
+    try:
+        if _original_poll is not None:
+            poller = _original_poll()
+            poller.register(sock.fileno(), 1)  # POLLIN
+            return bool(poller.poll(0))
+        return bool(_original_select([sock.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 class _Client:
@@ -49,6 +70,7 @@ class MultiplexServer:
         self._sock_thread = common.os_thread_id()
         self._ssl_context = common.ssl_server_context(settings)
         self._clients = {}  # socket -> _Client
+        self._handshakes = {}  # greenlet doing a TLS handshake -> its socket
         self._selector = None
         self._selector_thread = None
         self._owner = self  # the server whose selector and loop we live in (see combine_loop)
@@ -185,6 +207,8 @@ class MultiplexServer:
             return
         for client in list(self._clients.values()):
             if now - client.last_activity > timeout:
+                if _readable(client.conn.sock):
+                    continue  # it did send; the loop was busy (a long call), so read it instead
                 log.debug("closing idle or stalled connection %s", client.conn)
                 self._drop(client)
 
@@ -210,14 +234,25 @@ class MultiplexServer:
             log.warning("accept failed on %s: %s", self.locationStr, exc)
             return
         if self._ssl_context is not None:
-            try:
-                sock.settimeout(self.settings.COMMTIMEOUT or 10.0)
-                sock = self._ssl_context.wrap_socket(sock, server_side=True)
-            except (OSError, ValueError) as exc:
-                log.warning("TLS handshake with %s failed: %s", address, exc)
-                sock.close()
-                return
+            # handshake in its own greenlet: a silent or slow TLS peer must not stall the loop
+            handshake = gevent.spawn(self._tls_accept, sock, address)
+            self._handshakes[handshake] = sock
+            handshake.link(lambda done: self._handshakes.pop(done, None))
+            return
         sock.settimeout(self.settings.COMMTIMEOUT or None)
+        self._add_client(sock, address)
+
+    def _tls_accept(self, sock, address):
+        sock = common.tls_handshake(self._ssl_context, sock, address, self.settings)
+        if sock is None:
+            return
+        if self.sock is None:  # closed meanwhile
+            sock.close()
+            return
+        self._add_client(sock, address)
+        self._wake()  # the loop's select() started before this socket was registered
+
+    def _add_client(self, sock, address):
         conn = socketutil.SocketConnection(sock)
         conn._peer = address
         limit = self.settings.MAX_CONNECTIONS
@@ -245,6 +280,7 @@ class MultiplexServer:
                     return
                 if conn.closed:
                     return
+                client.last_activity = time.monotonic()  # a long call is not idleness
                 msg = reader.next_message()
         except (errors.ConnectionClosedError, _stdlib_socket.error) as exc:
             log.debug("client %s gone: %s", conn, exc)
@@ -321,21 +357,26 @@ class MultiplexServer:
             # (the loop's own greenlet) that happens right after the call has been answered
             self._stop.set()
             self._wake()
-            self._loop.wait_stopped(5.0)
-            return
-        self._close_now()
+            if not self._loop.wait_stopped(5.0):
+                return  # we are inside the loop (or it is stuck): it closes everything as it ends
+        self._close_now()  # idempotent: the loop may have done it already
 
     def _close_now(self):
         if self.sock is None:
             return
+        listening, self.sock = self.sock, None  # claim the work: no second run, from any greenlet or thread
+        for handshake, sock in list(self._handshakes.items()):
+            handshake.kill(block=False)
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._handshakes.clear()
         for client in list(self._clients.values()):
             self._drop(client)
         selector = self._owner._selector
         if selector is not None:
             with contextlib.suppress(KeyError, ValueError):
-                selector.unregister(self.sock)
-        common.close_listening(self.sock)
-        self.sock = None
+                selector.unregister(listening)
+        common.close_listening(listening)
         if self._owner is self and self._selector is not None:
             for server in self._combined:
                 server._owner = server
