@@ -329,6 +329,62 @@ class SerpentSerializer(SerializerBase):
         serpent.register_class(object_type, replace)
 
 
+# marshal type codes -> how many bytes of payload follow inline (None: a 1- or 4-byte count or length follows)
+_MARSHAL_FIXED = {ord(c): n for c, n in (("0", 0), ("N", 0), ("F", 0), ("T", 0), ("S", 0), (".", 0),
+                                         ("i", 4), ("g", 8), ("y", 16), ("r", 4), ("{", 0))}
+_MARSHAL_SIZED4 = {ord(c) for c in "stuaA"}          # 4-byte length, then that many bytes
+_MARSHAL_SIZED1 = {ord(c) for c in "zZf"}            # 1-byte length, then that many bytes
+_MARSHAL_COUNT4 = {ord(c) for c in "([<>"}           # 4-byte element count, elements follow
+_MARSHAL_REF_FLAG = 0x80
+
+
+def check_marshal_sizes(data):
+    """Refuse marshal data whose declared sizes exceed the bytes that are there, before marshal.loads sees it.
+
+    marshal.loads allocates a container or long of the declared size before it
+    reads any element, so five bytes could ask for gigabytes. Each element takes
+    at least one byte, so a count larger than what remains is a lie. Code
+    objects are refused here too.
+    """
+    view = memoryview(data)
+    pos, end = 0, len(view)
+    while pos < end:
+        code = view[pos] & ~_MARSHAL_REF_FLAG
+        pos += 1
+        remaining = end - pos
+        if code in _MARSHAL_FIXED:
+            size = _MARSHAL_FIXED[code]
+        elif code in _MARSHAL_SIZED4 or code in _MARSHAL_COUNT4 or code == ord("l"):
+            if remaining < 4:
+                raise errors.SerializeError("invalid marshal data: truncated size field")
+            count = int.from_bytes(view[pos:pos + 4], "little", signed=True)
+            pos += 4
+            if code == ord("l"):
+                count = abs(count) * 2  # digits of 2 bytes each
+            if count < 0 or count > end - pos:
+                raise errors.SerializeError("invalid marshal data: declared size %d exceeds the %d bytes left"
+                                            % (count, end - pos))
+            size = 0 if code in _MARSHAL_COUNT4 else count
+        elif code in _MARSHAL_SIZED1 or code == ord(")"):
+            if remaining < 1:
+                raise errors.SerializeError("invalid marshal data: truncated size field")
+            size = view[pos] if code != ord(")") else 0
+            pos += 1
+        elif code == ord("x"):  # complex as two short float strings
+            for _ in range(2):
+                if pos >= end:
+                    raise errors.SerializeError("invalid marshal data: truncated complex")
+                pos += 1 + view[pos]
+            size = 0
+        elif code == ord("c"):
+            raise errors.SecurityError("refused to deserialize a code object")
+        else:
+            raise errors.SerializeError("invalid marshal data: unsupported type code %r" % chr(code))
+        pos += size
+        if pos > end:
+            raise errors.SerializeError("invalid marshal data: truncated")
+
+
 class MarshalSerializer(SerializerBase):
     """marshal: fast, builtin types only (no autoproxy: it has no per-type hooks)."""
 
@@ -355,10 +411,14 @@ class MarshalSerializer(SerializerBase):
         return self._guarded_dumps(dump, None)
 
     def loads(self, data):
-        return self._guarded_loads(lambda d: self.recreate_classes(marshal.loads(d)), _to_bytes(data))
+        data = _to_bytes(data)
+        check_marshal_sizes(data)
+        return self._guarded_loads(lambda d: self.recreate_classes(marshal.loads(d)), data)
 
     def loadsCall(self, data):
-        obj, method, vargs, kwargs = _check_call(self._guarded_loads(marshal.loads, _to_bytes(data)))
+        data = _to_bytes(data)
+        check_marshal_sizes(data)
+        obj, method, vargs, kwargs = _check_call(self._guarded_loads(marshal.loads, data))
         return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
             self._guarded_loads(self.recreate_classes, kwargs)
 
