@@ -396,6 +396,12 @@ class Proxy:
             if connection is not None:
                 connection.close()
             log.debug("cannot connect to %s: %s", location, exc)
+            if context is not None and isinstance(exc, errors.ConnectionClosedError):
+                # with TLS 1.3 a refused client certificate shows up only as the server hanging up
+                raise errors.ConnectionClosedError(
+                    "cannot connect to %s: the server closed the TLS connection during the handshake; it may not "
+                    "accept this client's certificate (check SSL_CLIENTCERT, SSL_CLIENTKEY, SSL_CACERTS): %s"
+                    % (_location_str(location), exc)) from exc
             if isinstance(exc, errors.CommunicationError):
                 raise
             raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc

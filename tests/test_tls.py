@@ -132,6 +132,7 @@ def test_refused_clients_reach_nothing(daemons, servertype, clean_config, certs,
             api.Proxy(uri).ping()
         text = str(refused.value)
         assert "SSL" in text or "EOF" in text or "connection" in text, text
+        assert "certificate" in text.lower() or "CERTIFICATE" in text, "the error should point at certificates: " + text
         assert good.ping() == "pong"  # the connected client keeps being served
     assert attempt_plain(daemon.locationStr)
     assert Made.count == made  # no session object was made for anyone refused
