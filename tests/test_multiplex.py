@@ -255,3 +255,35 @@ def test_oneway_runs_in_its_own_greenlet_on_multiplex(daemons, clean_config):
         # the loop is free while the oneway call waits, so this call is served and releases it
         assert proxy.release_it() == "released"
     assert finished.wait(10)
+
+
+@pytest.mark.parametrize("servertype", ["multiplex", "greenlet"])
+def test_combine_with_a_name_server_daemon(clean_config, servertype):
+    from geopyro import nameserver
+
+    clean_config.SERVERTYPE = servertype
+    clean_config.POLLTIMEOUT = 0.1
+
+    @api.expose
+    class Service:
+        def hello(self):
+            return "hello"
+
+    ns_uri, ns_daemon, bc_server = nameserver.start_ns(host="127.0.0.1", port=0, enableBroadcast=False)
+    assert bc_server is None
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = daemon.register(Service, "service")
+    daemon.combine(ns_daemon)  # one request loop serves the application and its name server
+    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+    loop.start()
+    try:
+        with api.Proxy(ns_uri) as ns:
+            ns.register("example.service", uri)
+            assert ns.lookup("example.service") == uri
+        with api.Proxy("PYRONAME:example.service@127.0.0.1:%d" % ns_uri.port) as service:
+            assert service.hello() == "hello"
+    finally:
+        daemon.shutdown()
+        loop.join(10)
+        ns_daemon.close()
+    assert not loop.is_alive()
