@@ -187,4 +187,5 @@ def test_echoserver_registers_in_running_ns(ns_process):
 
 def test_configure_module_runs():
     result = run("geopyro.configure", PYRO_NS_PORT=12345)
-    assert result.returncode == 0 and "12345" in result.stdout
+    assert result.returncode == 0 and "NS_PORT = 12345" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr

@@ -11,7 +11,7 @@ import difflib
 import os
 import platform
 
-from . import __version__, _logfile, _loglevel
+from .. import __version__, _logfile, _loglevel
 
 ENV_PREFIX = "PYRO_"
 
@@ -172,10 +172,10 @@ class Configuration:
 
     def dump(self):
         """Human-readable diagnostics: versions and every setting."""
-        from .protocol import PROTOCOL_VERSION
+        from ..protocol import PROTOCOL_VERSION
         lines = [
             "geopyro version: %s" % __version__,
-            "Loaded from: %s" % os.path.dirname(os.path.abspath(__file__)),
+            "Loaded from: %s" % os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             "Python version: %s %s (%s, %s)" % (platform.python_implementation(), platform.python_version(),
                                                 platform.system(), os.name),
             "Protocol version: %d" % PROTOCOL_VERSION,
@@ -192,6 +192,3 @@ def dump():
     """Print the active configuration (the ``python -m geopyro.configure`` entry point)."""
     print(global_config.dump())
 
-
-if __name__ == "__main__":
-    dump()

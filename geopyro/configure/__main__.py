@@ -1,0 +1,5 @@
+"""``python -m geopyro.configure``: print the active configuration."""
+
+from . import dump
+
+dump()
