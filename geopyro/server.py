@@ -471,7 +471,8 @@ class Daemon:
         flags = msg.flags
         is_callback = False
         context = current_context
-        context.correlation_id = uuid.UUID(bytes=msg.corr_id) if flags & protocol.FLAGS_CORR_ID else _new_correlation_id()
+        context.correlation_id = (uuid.UUID(bytes=msg.corr_id) if flags & protocol.FLAGS_CORR_ID
+                                  else _new_correlation_id())
         context.response_annotations = {}
         try:
             if msg.type == protocol.MSG_PING:
