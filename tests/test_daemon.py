@@ -375,26 +375,6 @@ def test_housekeeping_called_periodically(daemons, servertype, clean_config):
     assert twice.wait(5), "housekeeping was not called repeatedly"
 
 
-def test_response_annotations_from_daemon(daemons, servertype):
-    class AnnotatingDaemon(Daemon):
-        def annotations(self):
-            return {"XDMN": b"daemon says hi"}
-
-    daemon = AnnotatingDaemon(host="127.0.0.1")
-    uri = daemon.register(Thing)
-    daemons.start(daemon)
-    seen = []
-
-    class WatchingProxy(Proxy):
-        def _pyroResponseAnnotations(self, annotations, msgtype):
-            seen.append((dict(annotations), msgtype))
-
-    with WatchingProxy(uri) as p:
-        assert p.echo(5) == 5
-        assert bytes(current_context.response_annotations["XDMN"]) == b"daemon says hi"
-    assert seen and all(bytes(a["XDMN"]) == b"daemon says hi" for a, _ in seen)
-
-
 def test_validate_handshake_accepts(daemons, servertype):
     received = []
 
