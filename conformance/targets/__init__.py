@@ -24,7 +24,7 @@ class UsageError(Exception):
 class Target(types.SimpleNamespace):
     """The uniform names a check uses, mapped onto one implementation.
 
-    Required attributes (see ``pyro5.py`` for a complete example):
+    Required attributes (see ``_pyro5_api.py`` for a complete example):
     name, wire, version, expose, oneway, behavior, callback, Daemon, DaemonObject, Proxy,
     URI, config, errors, locate_ns, resolve, current_context, SerializedBlob,
     batch(proxy), serve(objects, daemon, use_ns), start_ns(host) -> (uri, daemon),
