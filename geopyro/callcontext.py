@@ -4,6 +4,8 @@ It is greenlet-local, and therefore also thread-local: every connection's
 greenlet sees its own client, sequence number and annotations.
 """
 
+import uuid
+
 import gevent.local
 
 from . import errors
@@ -20,7 +22,26 @@ class _CallContext(gevent.local.local):
         self.serializer_id = 0
         self.annotations = {}
         self.response_annotations = {}
-        self.correlation_id = None
+        self._correlation = None  # a uuid.UUID, its 16 bytes (made into a UUID when read), or None
+
+    @property
+    def correlation_id(self):
+        """The uuid.UUID that labels the current call (None when there is none)."""
+        value = self._correlation
+        if value.__class__ is bytes:
+            value = self._correlation = uuid.UUID(bytes=value)
+        return value
+
+    @correlation_id.setter
+    def correlation_id(self, value):
+        self._correlation = value
+
+    def correlation_bytes(self):
+        """The correlation id as the 16 bytes that go on the wire, or None (no UUID object is made)."""
+        value = self._correlation
+        if value is None or value.__class__ is bytes:
+            return value
+        return value.bytes
 
     def to_global(self):
         """The values as a dict, to carry them into another greenlet or thread."""

@@ -305,10 +305,9 @@ class Proxy:
         if methodname in self._pyroOneway:
             flags |= protocol.FLAGS_ONEWAY
         self._pyroSeq = (self._pyroSeq + 1) & 0xFFFF
-        corr_id = current_context.correlation_id
         message = protocol.encode(protocol.MSG_INVOKE, flags, self._pyroSeq, serializer.serializer_id, data,
-                                  annotations, corr_id.bytes if corr_id else None, config.COMPRESSION,
-                                  config.MAX_MESSAGE_SIZE)
+                                  annotations, current_context.correlation_bytes(), config.COMPRESSION,
+                                  config.MAX_MESSAGE_SIZE, join=False)
         connection = self._pyroConnection
         try:
             connection.send(message)
@@ -386,10 +385,9 @@ class Proxy:
             connection = socketutil.SocketConnection(sock, uri.object)
             serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
-            corr_id = current_context.correlation_id
             connection.send(protocol.encode(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
                                             payload, self.__request_annotations(),
-                                            corr_id.bytes if corr_id else None, config.COMPRESSION,
+                                            current_context.correlation_bytes(), config.COMPRESSION,
                                             config.MAX_MESSAGE_SIZE))
             msg = connection.recv_message(config.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL))
         except Exception as exc:

@@ -123,10 +123,12 @@ def _is_exposed(func):
 
 
 _metadata_cache = {}
+_method_names = {}  # class -> its exposed method names: the one dict lookup a call needs
 
 
 def _reset_cache(clazz):
     _metadata_cache.pop(clazz, None)
+    _method_names.pop(clazz, None)
 
 
 def reset_exposed_members(obj):
@@ -160,11 +162,15 @@ def get_exposed_members(obj):
                 oneways.add(name)
     result = {"methods": methods, "oneway": oneways, "attrs": attrs}
     _metadata_cache[clazz] = result
+    _method_names[clazz] = methods
     return result
 
 
 def get_exposed_method(obj, name):
     """The bound exposed method ``name`` of ``obj``, or AttributeError saying why not."""
+    methods = _method_names.get(obj.__class__)
+    if methods is not None and name.__class__ is str and name in methods:  # private names are never in there
+        return getattr(obj, name)
     if not isinstance(name, str) or is_private_attribute(name):
         raise AttributeError("attempt to access private attribute '%s'" % (name,))
     if name not in get_exposed_members(obj)["methods"]:

@@ -47,7 +47,9 @@ EMPTY_CORR_ID = b"\0" * 16
 _TAG = b"PYRO"
 _VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
+_PREFIX = _TAG + _VERSION_BYTES
 COMPRESSION_THRESHOLD = 100  # payloads at most this long are never compressed (as Pyro5)
+LARGE_BODY = 1 << 20  # encode(join=False) leaves payloads from this size on apart from their header
 
 
 class Message:
@@ -70,11 +72,13 @@ class Message:
 
 
 def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=None,
-           compress=False, max_size=None):
+           compress=False, max_size=None, join=True):
     """Return the bytes of one message, ready to send in a single write.
 
     ``annotations`` maps 4-letter ids to bytes. ``corr_id`` (16 bytes) sets the
     CORR_ID flag. With ``compress``, payloads over 100 bytes are zlib-compressed.
+    With ``join=False`` a payload of LARGE_BODY bytes or more is not copied behind
+    the header: the result is then a tuple (header and annotations, payload) to send in turn.
     """
     flags &= ~FLAGS_COMPRESSED
     if compress and len(data) > COMPRESSION_THRESHOLD:
@@ -101,6 +105,8 @@ def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=N
         corr_id = EMPTY_CORR_ID
     header = HEADER.pack(_TAG, PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
                          len(data), ann_size, corr_id, 0, MAGIC)
+    if not join and len(data) >= LARGE_BODY:
+        return (b"".join([header] + chunks) if chunks else header), data
     if chunks:
         return b"".join([header] + chunks + [data])
     return header + data
@@ -121,14 +127,19 @@ def parse_header(header, max_size):
     if len(header) != HEADER_SIZE:
         raise ProtocolError("header must be %d bytes, got %d" % (HEADER_SIZE, len(header)))
     check_prefix(header)
-    (_, _, msgtype, serializer_id, flags, seq, data_size, ann_size, corr_id, _, magic) = HEADER.unpack(header)
+    return _checked_header(header, max_size)
+
+
+def _checked_header(buf, max_size):
+    """Unpack and validate the header at the start of ``buf`` (its tag and version are already checked)."""
+    (_, _, msgtype, serializer_id, flags, seq, data_size, ann_size, corr_id, _, magic) = HEADER.unpack_from(buf)
     if magic != MAGIC:
         raise ProtocolError("invalid magic number 0x%04x" % magic)
     if msgtype not in MESSAGE_TYPES:
         raise ProtocolError("unknown message type %d" % msgtype)
     if data_size + ann_size > max_size:
         raise MessageTooLargeError("message too large (%d bytes, max=%d)" % (data_size + ann_size, max_size))
-    return msgtype, flags, seq, serializer_id, data_size, ann_size, bytes(corr_id)
+    return msgtype, flags, seq, serializer_id, data_size, ann_size, corr_id
 
 
 def parse_annotations(chunk):
@@ -206,23 +217,31 @@ class MessageReader:
     def next_message(self):
         """Return the next complete Message, or None when more bytes are needed."""
         buf = self._buf
-        if self._header is None:
+        header = self._header
+        if header is None:
             if len(buf) < HEADER_SIZE:
                 return None
-            self._header = parse_header(bytes(buf[:HEADER_SIZE]), self.max_size)
-        msgtype, flags, seq, serializer_id, data_size, ann_size, corr_id = self._header
-        total = HEADER_SIZE + ann_size + data_size
-        if len(buf) < total:
+            if buf[:6] != _PREFIX:
+                check_prefix(buf)  # raises: this says what is wrong
+            header = self._header = _checked_header(buf, self.max_size)
+        msgtype, flags, seq, serializer_id, data_size, ann_size, corr_id = header
+        body_size = ann_size + data_size
+        if len(buf) < HEADER_SIZE + body_size:
             return None
-        self._header = None
-        if len(buf) == total:
+        elif len(buf) == HEADER_SIZE + body_size:
             self._buf = bytearray()  # hand the whole buffer over instead of copying it
             body = memoryview(buf)[HEADER_SIZE:]
         else:
-            body = memoryview(bytes(buf[HEADER_SIZE:total]))
-            del buf[:total]
-        annotations = parse_annotations(body[:ann_size]) if ann_size else {}
-        data = body[ann_size:]
+            body = memoryview(bytes(buf[HEADER_SIZE:HEADER_SIZE + body_size]))
+            del buf[:HEADER_SIZE + body_size]
+        self._header = None
+        if ann_size:
+            body = memoryview(body)
+            annotations = parse_annotations(body[:ann_size])
+            data = body[ann_size:]
+        else:
+            annotations = {}
+            data = body
         if flags & FLAGS_COMPRESSED:
             data = decompress(data, self.max_size)
             flags &= ~FLAGS_COMPRESSED

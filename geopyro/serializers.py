@@ -12,6 +12,7 @@ fixed set of class names (plus what the user registers) become objects again.
 
 import array
 import builtins
+import codecs
 import datetime
 import decimal
 import importlib
@@ -202,6 +203,10 @@ class SerializerBase:
     def recreate_classes(self, literal):
         """Walk plain data, turning class dicts into objects; refuses code objects anywhere (keys too)."""
         t = type(literal)
+        if t in _PLAIN_TYPES:
+            return literal
+        if (t is tuple or t is list) and all(type(x) in _PLAIN_TYPES for x in literal):
+            return literal  # freshly deserialized and nothing to rebuild: no copy
         if t is list:
             return [self.recreate_classes(x) for x in literal]
         if t is dict:
@@ -268,6 +273,9 @@ class SerializerBase:
         return "<%s id=%d>" % (type(self).__name__, self.serializer_id)
 
 
+_PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+
+
 def _to_bytes(data):
     return data if type(data) is bytes else bytes(data)
 
@@ -299,15 +307,17 @@ class SerpentSerializer(SerializerBase):
                                    config.SERPENT_BYTES_REPR)
 
     def _load(self, data):
-        return self.recreate_classes(serpent.loads(_to_bytes(data)))
+        return self.recreate_classes(serpent.loads(data))  # bytes or a memoryview: no copy
 
     def loads(self, data):
         return self._guarded_loads(self._load, data)
 
     def loadsCall(self, data):
-        obj, method, vargs, kwargs = _check_call(self._guarded_loads(serpent.loads, _to_bytes(data)))
-        return obj, method, self._guarded_loads(self.recreate_classes, vargs), \
-            self._guarded_loads(self.recreate_classes, kwargs)
+        return self._guarded_loads(self._load_call, data)
+
+    def _load_call(self, data):
+        obj, method, vargs, kwargs = _check_call(serpent.loads(data))
+        return obj, method, self.recreate_classes(vargs), self.recreate_classes(kwargs) if kwargs else kwargs
 
     @classmethod
     def dict_to_class(cls, data):
@@ -488,10 +498,10 @@ class JsonSerializer(_HookedSerializer):
         return self._guarded_dumps(self._dump, {"object": obj, "method": method, "params": vargs, "kwargs": kwargs})
 
     def loads(self, data):
-        return self._guarded_loads(lambda d: self.recreate_classes(json.loads(_to_bytes(d).decode("utf-8"))), data)
+        return self._guarded_loads(lambda d: self.recreate_classes(json.loads(codecs.decode(d, "utf-8"))), data)
 
     def loadsCall(self, data):
-        call = self._guarded_loads(lambda d: json.loads(_to_bytes(d).decode("utf-8")), data)
+        call = self._guarded_loads(lambda d: json.loads(codecs.decode(d, "utf-8")), data)
         if not isinstance(call, dict) or not {"object", "method", "params", "kwargs"} <= call.keys():
             raise errors.SerializeError("invalid call message: json call must have object, method, params, kwargs")
         obj, method, vargs, kwargs = _check_call((call["object"], call["method"], call["params"], call["kwargs"]))

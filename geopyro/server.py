@@ -422,7 +422,7 @@ class Daemon:
 
     def _handshake_reply(self, conn, msg, denied_reason=None):
         serializer_id = msg.serializer_id
-        current_context.correlation_id = uuid.UUID(bytes=msg.corr_id) if msg.flags & protocol.FLAGS_CORR_ID \
+        current_context.correlation_id = msg.corr_id if msg.flags & protocol.FLAGS_CORR_ID \
             else _new_correlation_id()
         try:
             if denied_reason:
@@ -456,10 +456,10 @@ class Daemon:
             annotations.update(custom)
             if extra_annotations:
                 annotations.update(extra_annotations)
-        corr_id = current_context.correlation_id
         settings = self._settings
         return protocol.encode(msgtype, flags, seq, serializer_id, payload, annotations,
-                               corr_id.bytes if corr_id else None, settings.COMPRESSION, settings.MAX_MESSAGE_SIZE)
+                               current_context.correlation_bytes(), settings.COMPRESSION, settings.MAX_MESSAGE_SIZE,
+                               join=False)
 
     def handleRequest(self, conn):
         """Receive one request on ``conn`` and answer it; errors in the call go back to the client."""
@@ -471,8 +471,8 @@ class Daemon:
         flags = msg.flags
         is_callback = False
         context = current_context
-        context.correlation_id = (uuid.UUID(bytes=msg.corr_id) if flags & protocol.FLAGS_CORR_ID
-                                  else _new_correlation_id())
+        # kept as bytes: a uuid.UUID is made only if the method reads current_context.correlation_id
+        context.correlation_id = msg.corr_id if flags & protocol.FLAGS_CORR_ID else _new_correlation_id()
         context.response_annotations = {}
         try:
             if msg.type == protocol.MSG_PING:
@@ -493,7 +493,7 @@ class Daemon:
             if obj is None:
                 log.debug("unknown object requested: %s", object_id)
                 raise errors.DaemonError("unknown object")
-            if inspect.isclass(obj):
+            if isinstance(obj, type):
                 obj = self._get_instance(obj, conn)
             oneway_call = flags & protocol.FLAGS_ONEWAY
             if flags & protocol.FLAGS_BATCH:
@@ -619,13 +619,17 @@ class Daemon:
         self.housekeeping()
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
 def _new_correlation_id():
-    """A random version-4 UUID for a request that came without one.
+    """The 16 bytes of a random version-4 UUID, for a request that came without a correlation id.
 
     It labels a call in logs, it guards nothing, so Python's PRNG will do: no syscall per request,
-    unlike uuid.uuid4().
+    unlike uuid.uuid4(), and no UUID object unless someone reads it.
     """
-    return uuid.UUID(int=random.getrandbits(128), version=4)
+    return ((random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16, "big")
 
 
 _running_daemons = weakref.WeakSet()
@@ -644,8 +648,11 @@ def _stop_running_daemons():
             log.debug("error stopping a daemon at exit", exc_info=True)
 
 
+_NEVER_STREAMS = frozenset((int, float, str, bytes, bool, type(None), tuple, list, dict, set))
+
+
 def _is_stream(result):
-    return isinstance(result, collections.abc.Iterator)
+    return result.__class__ not in _NEVER_STREAMS and isinstance(result, collections.abc.Iterator)
 
 
 def _create_instance(clazz, creator):

@@ -224,6 +224,16 @@ def to_gevent_socket(sock):
     return borrowed
 
 
+def _is_plain_gevent_socket(sock):
+    """True for a plain (not TLS) gevent socket, whose OS socket may be used directly.
+
+    gevent keeps the OS socket non-blocking in ``_sock`` and waits on ``_read_event`` with ``_wait``;
+    SocketConnection uses those on the hot path to skip a Python frame and a failing recv per message.
+    """
+    return type(sock) in (gsocket.socket, _BorrowedSocket) and all(
+        hasattr(sock, name) for name in ("_sock", "_wait", "_read_event"))
+
+
 class _BorrowedSocket(gsocket.socket):
     """A gevent socket over a file descriptor that belongs to another socket object."""
 
@@ -260,10 +270,11 @@ class SocketConnection:
     """
 
     __slots__ = ("sock", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
-                 "__weakref__", "_peer")
+                 "__weakref__", "_peer", "_plain")
 
     def __init__(self, sock, objectId=None, keep_open=False):
         self.sock = sock
+        self._plain = _is_plain_gevent_socket(sock)
         self.objectId = objectId
         self.pyroInstances = {}
         self.tracked_resources = weakref.WeakSet()
@@ -275,11 +286,25 @@ class SocketConnection:
     # --- raw bytes ---
 
     def send(self, data):
-        """Send all of ``data`` (one send() call in the usual case; sendall only for what is left)."""
+        """Send all of ``data`` (one send() call in the usual case; sendall only for what is left).
+
+        A tuple is sent part after part (a large payload is not first copied behind its header).
+        """
+        if type(data) is tuple:
+            for part in data:
+                self.send(part)
+            return
+        sock = self.sock
         try:
-            sent = self.sock.send(data)
+            if self._plain:
+                try:
+                    sent = sock._sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+            else:
+                sent = sock.send(data)
             if sent < len(data):
-                self.sock.sendall(memoryview(data)[sent:])
+                sock.sendall(memoryview(data)[sent:])
         except _stdlib_socket.timeout:
             raise TimeoutError("sending: timeout") from None
         except (OSError, ValueError) as exc:
@@ -295,9 +320,22 @@ class SocketConnection:
             remaining -= len(chunk)
         return b"".join(chunks)
 
-    def _recv_some(self, size):
+    def _recv_some(self, size, idle=False):
+        """Receive 1 to ``size`` bytes. ``idle``: nothing is expected yet (a request or reply is awaited),
+        so wait for readability first instead of paying for a recv that fails with EAGAIN."""
+        sock = self.sock
         try:
-            chunk = self.sock.recv(size)
+            if not self._plain:
+                chunk = sock.recv(size)
+            else:
+                if idle and sock._read_event is not None:
+                    sock._wait(sock._read_event)  # gevent's own watcher; honours the socket's timeout
+                while True:
+                    try:
+                        chunk = sock._sock.recv(size)
+                        break
+                    except BlockingIOError:
+                        sock._wait(sock._read_event)
         except _stdlib_socket.timeout:
             raise TimeoutError("receiving: timeout") from None
         except (OSError, ValueError) as exc:
@@ -315,7 +353,7 @@ class SocketConnection:
             reader = self._reader = protocol.MessageReader(max_size)
         msg = reader.next_message()
         while msg is None:
-            reader.feed(self._recv_some(RECV_CHUNK))
+            reader.feed(self._recv_some(RECV_CHUNK, not reader.in_message))
             msg = reader.next_message()
         if accepted_types and msg.type not in accepted_types:
             from .errors import ProtocolError

@@ -136,3 +136,15 @@ def test_client_of_one_greenlet_is_not_seen_by_another():
         return current_context.client
 
     assert gevent.spawn(worker).get() is None
+
+
+def test_correlation_id_kept_as_wire_bytes_reads_as_a_uuid():
+    corr = uuid.uuid4()
+    current_context.correlation_id = corr.bytes  # how the server stores a received id
+    assert current_context.correlation_bytes() == corr.bytes
+    assert current_context.correlation_id == corr
+    assert current_context.correlation_bytes() == corr.bytes
+    current_context.correlation_id = corr
+    assert current_context.correlation_bytes() == corr.bytes
+    current_context.correlation_id = None
+    assert current_context.correlation_bytes() is None and current_context.correlation_id is None

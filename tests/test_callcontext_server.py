@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from geopyro import errors, serializers
+from geopyro import errors, protocol, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, expose, oneway
@@ -245,3 +245,19 @@ def test_context_client_is_connection_given_to_hooks(daemons, servertype):
     assert handshake_conns == [client_id]
     assert disconnect_conns == [client_id]
     assert wait_until(lambda: len(daemon.sockets) == 1)
+
+
+def test_reply_to_a_call_without_correlation_id_carries_a_fresh_one(daemons, servertype):
+    uri = daemons.serve(ContextService)
+    current_context.correlation_id = None
+    with Proxy(uri) as p:
+        p._pyroRawWireResponse = True
+        first = p.context()
+        second = p.context()
+    for msg in (first, second):
+        assert msg.flags & protocol.FLAGS_CORR_ID
+        reply_id = uuid.UUID(bytes=bytes(msg.corr_id))
+        assert reply_id.version == 4
+        seen = serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)["correlation_id"]
+        assert seen == str(reply_id)  # the method saw the id its reply carries
+    assert first.corr_id != second.corr_id

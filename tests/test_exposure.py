@@ -4,7 +4,7 @@ import pytest
 
 from geopyro import errors
 from geopyro.client import Proxy
-from geopyro.exposure import get_exposed_members, is_private_attribute
+from geopyro.exposure import get_exposed_members, get_exposed_method, is_private_attribute, reset_exposed_members
 from geopyro.server import behavior, expose, oneway
 
 
@@ -373,3 +373,33 @@ def test_class_without_exposed_members_refused_by_proxy(daemons, servertype):
     with Proxy(uri) as p:
         with pytest.raises(errors.PyroError, match="expose"):
             p.method()
+
+
+def test_exposed_method_lookup():
+    service = Service()
+    assert get_exposed_method(service, "get_value")() == 42
+    assert get_exposed_method(service, "get_value")() == 42  # the second lookup is the cached one
+    for name in ("not_exposed", "_private", "__init__", "_Service__private", "missing"):
+        with pytest.raises(AttributeError):
+            get_exposed_method(service, name)
+    for name in (None, 42, ["get_value"], b"get_value"):
+        with pytest.raises(AttributeError):
+            get_exposed_method(service, name)
+
+
+def test_exposed_method_lookup_follows_a_metadata_reset():
+    class Growing:
+        @expose
+        def first(self):
+            return 1
+
+    def second(self):
+        return 2
+
+    obj = Growing()
+    assert get_exposed_method(obj, "first")() == 1
+    Growing.second = expose(second)
+    with pytest.raises(AttributeError):
+        get_exposed_method(obj, "second")  # the class's metadata is cached until reset
+    reset_exposed_members(obj)
+    assert get_exposed_method(obj, "second")() == 2

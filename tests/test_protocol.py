@@ -419,3 +419,20 @@ def test_invalid_or_truncated_zlib_is_a_protocol_error(payload):
     with pytest.raises(ProtocolError, match="invalid compressed payload") as info:
         protocol.decode(compressed_message(payload), MAX)
     assert not isinstance(info.value, MessageTooLargeError)
+
+
+# ---------------------------------------------------------------- large payloads kept apart from their header
+
+def test_encode_without_join_keeps_a_large_payload_apart():
+    payload = bytes(range(256)) * (protocol.LARGE_BODY // 256)
+    parts = protocol.encode(protocol.MSG_RESULT, 0, 7, 4, payload, {"XTRA": b"abc"}, CORR, join=False)
+    assert isinstance(parts, tuple) and len(parts) == 2
+    assert parts[1] is payload  # not copied
+    assert b"".join(parts) == protocol.encode(protocol.MSG_RESULT, 0, 7, 4, payload, {"XTRA": b"abc"}, CORR)
+    msg = protocol.decode(b"".join(parts), 2 * protocol.LARGE_BODY)
+    assert_same(msg, protocol.MSG_RESULT, protocol.FLAGS_CORR_ID, 7, 4, payload, {"XTRA": b"abc"}, CORR)
+
+
+def test_encode_without_join_gives_small_messages_in_one_piece():
+    joined = protocol.encode(protocol.MSG_RESULT, 0, 7, 4, b"small", join=False)
+    assert joined == protocol.encode(protocol.MSG_RESULT, 0, 7, 4, b"small")

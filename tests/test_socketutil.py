@@ -404,3 +404,42 @@ def test_bind_unused_port():
         assert sock.getsockname() == ("127.0.0.1", port) and port > 0
     finally:
         sock.close()
+
+
+def test_send_of_header_and_payload_parts_arrives_as_one_message(tcp_pair):
+    client, server = tcp_pair
+    payload = os.urandom(protocol.LARGE_BODY + 12345)
+    parts = protocol.encode(protocol.MSG_RESULT, 0, 3, 4, payload, join=False)
+    assert isinstance(parts, tuple)
+    sender = gevent.spawn(SocketConnection(client).send, parts)
+    msg = SocketConnection(server).recv_message(2 * len(payload))
+    sender.get(timeout=10)
+    assert msg.seq == 3 and bytes(msg.data) == payload
+
+
+def test_timeout_while_waiting_for_a_message_that_never_starts(pair):
+    a, b = pair
+    conn = SocketConnection(b)
+    conn.setTimeout(0.05)
+    with pytest.raises(errors.TimeoutError):
+        conn.recv_message(MAX)
+    a.sendall(protocol.encode(protocol.MSG_PING, 0, 1, 1, b"late"))
+    assert conn.recv_message(MAX).data == b"late"  # the connection still works after a timeout
+
+
+def test_messages_arriving_while_waiting_wake_the_receiver(pair):
+    a, b = pair
+    conn = SocketConnection(b)
+    conn.setTimeout(5)
+    late = gevent.spawn_later(0.01, a.sendall, protocol.encode(protocol.MSG_PING, 0, 1, 1, b"x"))
+    assert conn.recv_message(MAX).data == b"x"
+    late.get()
+
+
+def test_peer_closing_while_a_receiver_waits(pair):
+    a, b = pair
+    conn = SocketConnection(b)
+    closer = gevent.spawn_later(0.01, a.close)
+    with pytest.raises(errors.ConnectionClosedError):
+        conn.recv_message(MAX)
+    closer.get()

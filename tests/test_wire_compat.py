@@ -399,3 +399,16 @@ def test_pyro5_and_geopyro_agree_on_the_constants():
         assert getattr(protocol, name) == getattr(Pyro5.protocol, name), name
     for name in SERIALIZERS:
         assert gp(name).serializer_id == p5(name).serializer_id
+
+
+@pytest.mark.parametrize("name", SERIALIZERS)
+def test_loads_from_any_bytes_like_payload(name):
+    """Large received payloads reach the serializer as memoryviews; they must load like bytes."""
+    ser = serializers.get_serializer(name)
+    value = {"text": "h\u00e9llo", "numbers": [1, 2.5, -3], "nested": {"k": [True, None]}}
+    data = ser.dumps(value)
+    call = ser.dumpsCall("obj", "method", [1, "two"], {"k": 3})
+    for kind in (bytes, bytearray, memoryview):
+        assert ser.loads(kind(data)) == value
+        obj, method, vargs, kwargs = ser.loadsCall(kind(call))
+        assert (obj, method, list(vargs), kwargs) == ("obj", "method", [1, "two"], {"k": 3})
