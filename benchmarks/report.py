@@ -151,20 +151,22 @@ def markdown_tables(data):
         cells = [[r["server"] + (" (reference)" if r.get("reference_only") else ""), _fmt(r["calls_per_s"]),
                   _fmt(r["p50_us"], "{:,.1f}"), _fmt(r["p99_us"], "{:,.1f}"),
                   _fmt(_ratio(r["calls_per_s"], base and base["calls_per_s"]), "{:.2f}x"),
-                  _fmt(_ratio(r["calls_per_s"], raw and raw["calls_per_s"]), "{:.0%}")]
+                  _fmt(_ratio(r["calls_per_s"], raw and raw["calls_per_s"]), "{:.0%}"),
+                  _fmt(r.get("server_cpu_us"), "{:,.0f}"), _fmt(r.get("load_cpu_us"), "{:,.0f}")]
                  for r in rows if "error" not in r]
         parts.append("### 1. Latency: one client, sequential echo(42) calls (serpent)\n\n" + _table(
-            ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling"],
-            cells + _errors(rows, 6)))
+            ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling", "server CPU us/call",
+             "client CPU us/call"], cells + _errors(rows, 8)))
     if "fanin" in sc:
         rows = sc["fanin"]["rows"]
         cells = [[r["server"], _fmt(r["connections"]), _fmt(r["connected"]), _fmt(r["refused"]),
                   _fmt(r["errors"]), _fmt(r["calls_per_s"]), _fmt(r["p50_ms"], "{:,.2f}"),
-                  _fmt(r["p99_ms"], "{:,.2f}")] for r in sorted(
+                  _fmt(r["p99_ms"], "{:,.2f}"), _fmt(r.get("server_cpu_us"), "{:,.0f}"),
+                  _fmt(r.get("load_cpu_us"), "{:,.0f}")] for r in sorted(
                       (r for r in rows if "error" not in r), key=lambda r: r["connections"])]
         parts.append("### 2. Fan-in: concurrent connections, each calling echo(42) in a loop\n\n" + _table(
-            ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms"],
-            cells + _errors(rows, 8)))
+            ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms",
+             "server CPU us/call", "clients CPU us/call"], cells + _errors(rows, 10)))
     if "io_bound" in sc:
         rows = sc["io_bound"]["rows"]
         cells = []

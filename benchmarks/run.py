@@ -124,6 +124,24 @@ class Child:
         self._log.close()
 
 
+def cpu_seconds(children):
+    """User + system CPU seconds used so far by the given children (None when /proc cannot say)."""
+    total = 0.0
+    for child in children:
+        try:
+            with open("/proc/%d/stat" % child.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_per_call(cpu, calls):
+    """Microseconds of CPU per call, or None."""
+    return cpu / calls * 1e6 if cpu is not None and calls else None
+
+
 class Runner:
     def __init__(self, settings, output):
         self.s = settings
@@ -131,6 +149,7 @@ class Runner:
         self.logdir = os.path.join(output, "logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.children = []
+        self.last_cpu = {"server": None, "load": None}
         self._seq = 0
 
     def spawn(self, args, name):
@@ -163,8 +182,12 @@ class Runner:
         finally:
             self.stop(child)
 
-    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, **opts):
-        """Run ``procs`` load generators (``conns`` split among them); return their RESULT payloads."""
+    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, **opts):
+        """Run ``procs`` load generators (``conns`` split among them); return their RESULT payloads.
+
+        CPU seconds used from GO to the last RESULT, by ``server`` (a Child) and by the load
+        generators together, are left in ``self.last_cpu``.
+        """
         procs = max(1, min(procs, conns)) if conns else 1
         shares = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
         children = []
@@ -177,9 +200,15 @@ class Runner:
             readies = [json.loads(c.expect("READY", timeout)) for c in children]
             if between is not None:
                 between(readies)
+            watched = {"server": [server] if server else [], "load": children}
+            before = {k: cpu_seconds(v) for k, v in watched.items()}
             for c in children:
                 c.send("GO")
-            return [json.loads(c.expect("RESULT", timeout)) for c in children]
+            results = [json.loads(c.expect("RESULT", timeout)) for c in children]
+            after = {k: cpu_seconds(v) for k, v in watched.items()}
+            self.last_cpu = {k: (after[k] - before[k]) if None not in (after[k], before[k]) else None
+                             for k in watched}
+            return results
         finally:
             for c in children:
                 self.stop(c)
@@ -191,12 +220,15 @@ class Runner:
 
         def run(impl, kind, client="geopyro"):
             def step():
-                with self.server(impl, kind) as (_, uri):
-                    (res,) = self.load(uri, "raw" if impl == "raw" else "latency", duration=d, client=client)
+                with self.server(impl, kind) as (server, uri):
+                    (res,) = self.load(uri, "raw" if impl == "raw" else "latency", duration=d, client=client,
+                                       server=server)
                 lat = res["latencies_us"]
                 row = {"server": label(impl, kind) if client == "geopyro" else "Pyro5 client -> Pyro5 thread",
                        "client": client, "calls": res["calls"], "calls_per_s": res["calls"] / res["elapsed_s"],
                        "p50_us": percentile(lat, 50), "p99_us": percentile(lat, 99),
+                       "server_cpu_us": cpu_per_call(self.last_cpu["server"], res["calls"]),
+                       "load_cpu_us": cpu_per_call(self.last_cpu["load"], res["calls"]),
                        "reference_only": client != "geopyro"}
                 return row, "%8.0f calls/s  p50 %6.1f us  p99 %7.1f us" % (
                     row["calls_per_s"], row["p50_us"], row["p99_us"])
@@ -212,15 +244,17 @@ class Runner:
 
         def run(impl, kind, n):
             def step():
-                with self.server(impl, kind) as (_, uri):
+                with self.server(impl, kind) as (server, uri):
                     results = self.load(uri, "fanin", conns=n, procs=self.s["procs"], duration=d,
-                                        timeout=max(120, n / 20))
+                                        timeout=max(120, n / 20), server=server)
                 row = self._merge_conn_results(impl, kind, n, results)
                 lat = [v for r in results for v in r["latencies_us"]]
                 calls = sum(r["calls"] for r in results)
                 row.update(calls=calls, duration_s=d, calls_per_s=calls / d,
                            p50_ms=percentile(lat, 50) / 1000.0 if lat else None,
-                           p99_ms=percentile(lat, 99) / 1000.0 if lat else None)
+                           p99_ms=percentile(lat, 99) / 1000.0 if lat else None,
+                           server_cpu_us=cpu_per_call(self.last_cpu["server"], calls),
+                           load_cpu_us=cpu_per_call(self.last_cpu["load"], calls))
                 return row, "%5d conns: %8.0f calls/s  p99 %7.1f ms  refused %d  errors %d" % (
                     n, row["calls_per_s"], row["p99_ms"] or 0, row["refused"], row["errors"])
             return step

@@ -205,8 +205,12 @@ class SerializerBase:
         t = type(literal)
         if t in _PLAIN_TYPES:
             return literal
-        if (t is tuple or t is list) and all(type(x) in _PLAIN_TYPES for x in literal):
-            return literal  # freshly deserialized and nothing to rebuild: no copy
+        if t is tuple or t is list:
+            for item in literal:
+                if type(item) not in _PLAIN_TYPES:
+                    break
+            else:
+                return literal  # freshly deserialized and nothing to rebuild: no copy
         if t is list:
             return [self.recreate_classes(x) for x in literal]
         if t is dict:
