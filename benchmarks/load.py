@@ -240,6 +240,7 @@ def mode_bulk(args):
     proxy = _one_proxy(args)
     payload = os.urandom(args.size)
     proxy.bulk(b"warm-up")
+    proxy.bulk(payload)  # the first large call also grows both processes' heaps; not measured
     handshake_sync({"connected": 1})
     times = []
     for _ in range(args.count):
