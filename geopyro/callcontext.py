@@ -28,7 +28,7 @@ class _CallContext(gevent.local.local):
     def correlation_id(self):
         """The uuid.UUID that labels the current call (None when there is none)."""
         value = self._correlation
-        if value.__class__ is bytes:
+        if value.__class__ is bytes and len(value) == 16:
             value = self._correlation = uuid.UUID(bytes=value)
         return value
 

@@ -162,13 +162,13 @@ def get_exposed_members(obj):
                 oneways.add(name)
     result = {"methods": methods, "oneway": oneways, "attrs": attrs}
     _metadata_cache[clazz] = result
-    _method_names[clazz] = methods
+    _method_names[clazz] = frozenset(methods)  # a copy: the metadata sets are handed out and may be changed
     return result
 
 
 def get_exposed_method(obj, name):
     """The bound exposed method ``name`` of ``obj``, or AttributeError saying why not."""
-    methods = _method_names.get(obj.__class__)
+    methods = _method_names.get(type(obj))  # type(), not __class__, which an object may fake
     if methods is not None and name.__class__ is str and name in methods:  # private names are never in there
         return getattr(obj, name)
     if not isinstance(name, str) or is_private_attribute(name):

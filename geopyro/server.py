@@ -22,6 +22,7 @@ import gevent.pool
 
 from . import config, core, errors, protocol, serializers
 from .callcontext import current_context
+from .socketutil import SocketConnection
 from .client import Proxy, SerializedBlob
 from .exposure import (behavior, callback, check_instancing, expose, get_exposed_members, get_exposed_method,
                        get_exposed_property_value, is_private_attribute, oneway, reset_exposed_members,
@@ -445,8 +446,15 @@ class Daemon:
                 serializer_id = serializers.SerpentSerializer.serializer_id
             payload = serializers.serializers_by_id[serializer_id].dumps(str(exc))
             msgtype = protocol.MSG_CONNECTFAIL
-        conn.send(self._encode(msgtype, 0, msg.seq, serializer_id, payload))
+        self._reply(conn, msgtype, 0, msg.seq, serializer_id, payload)
         return msgtype == protocol.MSG_CONNECTOK
+
+    def _reply(self, conn, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
+        """Encode a message for ``conn`` and send it (a large payload follows its header uncopied)."""
+        data = self._encode(msgtype, flags, seq, serializer_id, payload, extra_annotations)
+        if type(data) is tuple and not isinstance(conn, SocketConnection):
+            data = b"".join(data)  # a connection object of the user's own may expect one bytes object
+        conn.send(data)
 
     def _encode(self, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
         annotations = current_context.response_annotations
@@ -476,7 +484,7 @@ class Daemon:
         context.response_annotations = {}
         try:
             if msg.type == protocol.MSG_PING:
-                conn.send(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
+                self._reply(conn, protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong")
                 return
             serializer = serializers.get_serializer_by_id(msg.serializer_id)
             if flags & protocol.FLAGS_KEEPSERIALIZED:
@@ -522,8 +530,7 @@ class Daemon:
             if reply_flags == 0 and _is_stream(result):
                 self._send_stream(conn, msg, serializer, result)
                 return
-            conn.send(self._encode(protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id,
-                                   serializer.dumps(result)))
+            self._reply(conn, protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id, serializer.dumps(result))
         except Exception as exc:
             self._on_call_error(conn, msg, flags, exc)
             if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)) \
@@ -588,8 +595,8 @@ class Daemon:
                                           % (dump_error, type(exc), exc))
             substitute._pyroTraceback = traceback_lines
             payload = serializer.dumps(substitute)
-        conn.send(self._encode(protocol.MSG_RESULT, flags | protocol.FLAGS_EXCEPTION, seq, serializer_id, payload,
-                               extra_annotations))
+        self._reply(conn, protocol.MSG_RESULT, flags | protocol.FLAGS_EXCEPTION, seq, serializer_id, payload,
+                    extra_annotations)
 
     def _get_instance(self, clazz, conn):
         """The instance of a registered class that serves this call, made as its instance mode says."""

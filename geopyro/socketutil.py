@@ -269,12 +269,11 @@ class SocketConnection:
     client here; they are released when the connection closes.
     """
 
-    __slots__ = ("sock", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
+    __slots__ = ("_socket", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
                  "__weakref__", "_peer", "_plain")
 
     def __init__(self, sock, objectId=None, keep_open=False):
         self.sock = sock
-        self._plain = _is_plain_gevent_socket(sock)
         self.objectId = objectId
         self.pyroInstances = {}
         self.tracked_resources = weakref.WeakSet()
@@ -282,6 +281,16 @@ class SocketConnection:
         self._reader = None
         self._closed = False
         self._peer = None
+
+    @property
+    def sock(self):
+        """The socket (a gevent socket, plain or TLS)."""
+        return self._socket
+
+    @sock.setter
+    def sock(self, sock):
+        self._socket = sock
+        self._plain = _is_plain_gevent_socket(sock)
 
     # --- raw bytes ---
 
@@ -294,7 +303,7 @@ class SocketConnection:
             for part in data:
                 self.send(part)
             return
-        sock = self.sock
+        sock = self._socket
         try:
             if self._plain:
                 try:
@@ -323,7 +332,7 @@ class SocketConnection:
     def _recv_some(self, size, idle=False):
         """Receive 1 to ``size`` bytes. ``idle``: nothing is expected yet (a request or reply is awaited),
         so wait for readability first instead of paying for a recv that fails with EAGAIN."""
-        sock = self.sock
+        sock = self._socket
         try:
             if not self._plain:
                 chunk = sock.recv(size)

@@ -148,3 +148,8 @@ def test_correlation_id_kept_as_wire_bytes_reads_as_a_uuid():
     assert current_context.correlation_bytes() == corr.bytes
     current_context.correlation_id = None
     assert current_context.correlation_bytes() is None and current_context.correlation_id is None
+
+
+def test_correlation_id_of_other_bytes_is_left_as_it_is():
+    current_context.correlation_id = b"short"
+    assert current_context.correlation_id == b"short"

@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from geopyro import core, errors
+from geopyro import core, errors, protocol, serializers
 from geopyro.callcontext import current_context
 from geopyro.client import Proxy
 from geopyro.server import Daemon, DaemonObject, expose
@@ -650,3 +650,43 @@ def test_misbehaving_raw_clients_do_not_stop_others(daemons, servertype):
             assert p.echo(4) == 4
     finally:
         silent.close()
+
+
+class _BytesOnlyConnection:
+    """A connection object of the user's own, as Daemon.handleRequest accepts: its send() takes bytes."""
+
+    def __init__(self, request):
+        self.request = request
+        self.sent = []
+        self.pyroInstances = {}
+        self.tracked_resources = set()
+
+    def recv_message(self, max_size, accepted_types=None):
+        return self.request
+
+    def send(self, data):
+        assert type(data) is bytes, "a large reply reached a foreign connection in parts"
+        self.sent.append(data)
+
+    def getpeername(self):
+        return ("127.0.0.1", 9)
+
+
+def test_large_reply_to_a_connection_object_of_the_users_own_is_one_bytes_object():
+    @expose
+    class Big:
+        def blob(self, size):
+            return b"x" * size
+
+    size = protocol.LARGE_BODY + 10
+    serializer = serializers.get_serializer("msgpack")
+    with Daemon() as daemon:
+        daemon.register(Big, "big")
+        request = protocol.decode(protocol.encode(protocol.MSG_INVOKE, 0, 5, serializer.serializer_id,
+                                                  serializer.dumpsCall("big", "blob", [size], {})), 1 << 30)
+        conn = _BytesOnlyConnection(request)
+        daemon.handleRequest(conn)
+    (reply,) = conn.sent
+    msg = protocol.decode(reply, 1 << 30)
+    assert msg.seq == 5 and not msg.flags & protocol.FLAGS_EXCEPTION
+    assert serializer.loads(msg.data) == b"x" * size

@@ -403,3 +403,51 @@ def test_exposed_method_lookup_follows_a_metadata_reset():
         get_exposed_method(obj, "second")  # the class's metadata is cached until reset
     reset_exposed_members(obj)
     assert get_exposed_method(obj, "second")() == 2
+
+
+def test_withdrawn_exposure_is_refused_after_a_reset():
+    class Shrinking:
+        @expose
+        def kept(self):
+            return "kept"
+
+        @expose
+        def withdrawn(self):
+            return "withdrawn"
+
+    obj = Shrinking()
+    assert get_exposed_method(obj, "withdrawn")() == "withdrawn"
+    del Shrinking.withdrawn._pyroExposed
+    reset_exposed_members(obj)
+    with pytest.raises(AttributeError):
+        get_exposed_method(obj, "withdrawn")
+    assert get_exposed_method(obj, "kept")() == "kept"
+
+
+def test_exposed_method_lookup_goes_by_the_real_type_not_a_faked_class():
+    service = Service()
+    assert get_exposed_method(service, "get_value")() == 42  # Service's names are now cached
+
+    class Impostor:
+        @property
+        def __class__(self):
+            return Service
+
+        def get_value(self):
+            return "unexposed internals"
+
+    impostor = Impostor()
+    assert isinstance(impostor, Service)  # what __class__ makes isinstance believe
+    with pytest.raises(AttributeError):
+        get_exposed_method(impostor, "get_value")
+
+
+def test_a_private_name_added_to_handed_out_metadata_stays_private():
+    service = Service()
+    get_exposed_method(service, "get_value")
+    get_exposed_members(service)["methods"].add("_private")
+    try:
+        with pytest.raises(AttributeError):
+            get_exposed_method(service, "_private")
+    finally:
+        reset_exposed_members(service)

@@ -443,3 +443,36 @@ def test_peer_closing_while_a_receiver_waits(pair):
     with pytest.raises(errors.ConnectionClosedError):
         conn.recv_message(MAX)
     closer.get()
+
+
+def test_only_plain_gevent_sockets_are_read_and_written_directly():
+    """The fast path relies on gevent's socket internals; this fails loudly if a gevent release renames them."""
+    import gevent.ssl as gssl
+    plain = gsocket.socket()
+    stdlib = socket.socket()
+    borrowed = socketutil.to_gevent_socket(stdlib)
+    tls = gssl.SSLContext(gssl.PROTOCOL_TLS_CLIENT).wrap_socket(gsocket.socket(), server_hostname="localhost")
+    try:
+        assert SocketConnection(plain)._plain
+        assert SocketConnection(borrowed)._plain
+        conn = SocketConnection(tls)
+        assert not conn._plain  # TLS keeps decrypted bytes of its own: gevent's recv must handle it
+        conn.sock = plain
+        assert conn._plain  # replacing the socket re-decides
+        conn.sock = tls
+        assert not conn._plain
+    finally:
+        socketutil.release_borrowed(borrowed)
+        for sock in (plain, stdlib, tls):
+            sock.close()
+
+
+def test_local_close_by_another_greenlet_ends_a_waiting_receive(pair):
+    a, b = pair
+    conn = SocketConnection(b)
+    closer = gevent.spawn_later(0.01, conn.close)
+    with pytest.raises(errors.ConnectionClosedError):
+        conn.recv_message(MAX)
+    closer.get()
+    with pytest.raises(errors.ConnectionClosedError):
+        conn.send(b"after close")
