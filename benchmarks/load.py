@@ -43,8 +43,11 @@ def handshake_sync(ready):
 
 # --- geopyro client, many connections ---------------------------------------------------------
 
-def run_connections(args, work):
-    """One greenlet per connection: connect (bounded concurrency), wait for GO, run ``work(proxy)``."""
+def run_connections(args, work, release=True):
+    """One greenlet per connection: connect (bounded concurrency), wait for GO, run ``work(proxy)``.
+
+    With ``release=False`` the proxies stay connected after ``work`` (which then keeps them).
+    """
     import gevent
     import gevent.event
     import gevent.lock
@@ -89,7 +92,8 @@ def run_connections(args, work):
             state["errors"] += 1
             note("error", exc)
         finally:
-            proxy._pyroRelease()
+            if release:
+                proxy._pyroRelease()
 
     greenlets = [gevent.spawn(worker) for _ in range(args.conns)]
     if args.conns:
@@ -128,15 +132,33 @@ def mode_fanin(args):
 
 
 def mode_io(args):
-    done = []
+    """``--count`` bursts: every connection calls sleep() at once; after each burst print ROUND, wait for GO."""
+    import gevent
+    proxies = []
+    state = run_connections(args, proxies.append, release=False)
+    walls, completed = [], []
+    for burst in range(args.count):
+        if burst:
+            emit("ROUND", {"burst": burst - 1})
+            wait_go()
+        done = []
 
-    def work(proxy):
-        proxy.sleep(args.sleep)
-        done.append(time.perf_counter())
+        def call(proxy):
+            proxy._pyroClaimOwnership()  # made by another greenlet
+            try:
+                proxy.sleep(args.sleep)
+                done.append(time.perf_counter())
+            except Exception:
+                state["errors"] += 1
 
-    state = run_connections(args, work)
-    wall = (max(done) - state["t_go"]) if done else None
-    return dict(_summary(state), completed=len(done), wall_s=wall)
+        start = time.perf_counter()
+        gevent.joinall([gevent.spawn(call, proxy) for proxy in proxies], timeout=args.timeout)
+        walls.append((max(done) - start) if done else None)
+        completed.append(len(done))
+    for proxy in proxies:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+    return dict(_summary(state), completed=completed, walls_s=walls)
 
 
 def mode_idle(args):

@@ -33,10 +33,10 @@ SERVERS = (("geopyro", "greenlet"), ("geopyro", "multiplex"), ("pyro5", "thread"
 
 PROFILES = {
     "default": dict(latency_s=5.0, oneway_calls=30000, bulk_size=10 * 1000 * 1000, bulk_calls=9, io_calls=1000,
-                    io_sleep=0.05, fanin_levels=[100, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
+                    io_sleep=0.05, io_bursts=5, fanin_levels=[100, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
                     procs=2),
     "quick": dict(latency_s=0.3, oneway_calls=2000, bulk_size=1000 * 1000, bulk_calls=1, io_calls=100,
-                  io_sleep=0.05, fanin_levels=[100, 200], fanin_s=0.4, idle_conns=300, idle_settle_s=0.3, procs=2),
+                  io_sleep=0.05, io_bursts=2, fanin_levels=[100, 200], fanin_s=0.4, idle_conns=300, idle_settle_s=0.3, procs=2),
 }
 
 
@@ -183,7 +183,7 @@ class Runner:
         finally:
             self.stop(child)
 
-    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, **opts):
+    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, bursts=1, **opts):
         """Run ``procs`` load generators (``conns`` split among them); return their RESULT payloads.
 
         CPU seconds used from GO to the last RESULT, by ``server`` (a Child) and by the load
@@ -203,8 +203,12 @@ class Runner:
                 between(readies)
             watched = {"server": [server] if server else [], "load": children}
             before = {k: cpu_seconds(v) for k, v in watched.items()}
-            for c in children:
-                c.send("GO")
+            for burst in range(bursts):
+                if burst:  # every generator finished the last burst: start the next one together
+                    for c in children:
+                        c.expect("ROUND", timeout)
+                for c in children:
+                    c.send("GO")
             results = [json.loads(c.expect("RESULT", timeout)) for c in children]
             after = {k: cpu_seconds(v) for k, v in watched.items()}
             self.last_cpu = {k: (after[k] - before[k]) if None not in (after[k], before[k]) else None
@@ -274,21 +278,23 @@ class Runner:
         return row
 
     def steps_io(self):
-        n, sleep = self.s["io_calls"], self.s["io_sleep"]
+        n, sleep, bursts = self.s["io_calls"], self.s["io_sleep"], self.s["io_bursts"]
 
         def run(impl, kind, threadpool=0):
             def step():
                 with self.server(impl, kind, threadpool) as (_, uri):
-                    results = self.load(uri, "io", conns=n, procs=self.s["procs"], sleep=sleep,
-                                        timeout=max(120, n / 20))
+                    results = self.load(uri, "io", conns=n, procs=self.s["procs"], sleep=sleep, count=bursts,
+                                        bursts=bursts, timeout=max(120, n / 20))
                 row = self._merge_conn_results(impl, kind, n, results)
                 if threadpool:
                     row["server"] += " (THREADPOOL_SIZE=%d)" % threadpool
                     row["reference_only"] = True
-                walls = [r["wall_s"] for r in results if r["wall_s"] is not None]
+                # a burst's wall time is its slowest generator's; the median burst is reported
+                walls = [max(w) for w in zip(*(r["walls_s"] for r in results)) if None not in w]
                 row.update(method="gevent.sleep" if impl == "geopyro" else "time.sleep", sleep_s=sleep,
-                           completed=sum(r["completed"] for r in results),
-                           wall_s=max(walls) if walls else None)
+                           bursts=bursts, completed=min(sum(c) for c in zip(*(r["completed"] for r in results))),
+                           wall_s=statistics.median(walls) if walls else None,
+                           walls_ms=[round(w * 1000, 1) for w in walls])
                 row["x_ideal"] = row["wall_s"] / sleep if row["wall_s"] else None
                 return row, "%d calls: %d done, refused %d, wall %.1f ms (%.2fx ideal)" % (
                     n, row["completed"], row["refused"], (row["wall_s"] or 0) * 1000, row["x_ideal"] or 0)
