@@ -56,6 +56,9 @@ def _row(data, scenario, server, **match):
     return None
 
 
+ALLOCATOR_KEPT = "glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=268435456"
+
+
 def _ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -103,8 +106,8 @@ def evaluate_targets(data):
             "<= 20 KB", kb, ok, "RSS %s -> %s KB" % (g and g["rss_before_kb"], g and g["rss_after_kb"]))
     if "bulk" in data["scenarios"]:
         for ser in ("serpent", "msgpack"):
-            g = _row(data, "bulk", "geopyro greenlet", serializer=ser)
-            p = _row(data, "bulk", "Pyro5 thread", serializer=ser)
+            g = _row(data, "bulk", "geopyro greenlet", serializer=ser, allocator="default")
+            p = _row(data, "bulk", "Pyro5 thread", serializer=ser, allocator="default")
             ratio = _ratio(g and g["mb_per_s"], p and p["mb_per_s"])
             add("bulk %s: MB/s vs Pyro5 thread" % ser, ">= 1x (%.2f with noise allowance)" % BULK_TOLERANCE,
                 ratio, ratio is not None and ratio >= BULK_TOLERANCE,
@@ -190,13 +193,17 @@ def markdown_tables(data):
         for r in rows:
             if "error" in r:
                 continue
-            base = _row(data, "bulk", "Pyro5 thread", serializer=r["serializer"])
-            cells.append([r["server"], r["serializer"], _fmt(r["payload_mb"], "{:g}"), _fmt(r["calls"]),
+            alloc = r.get("allocator", "default")
+            base = _row(data, "bulk", "Pyro5 thread", serializer=r["serializer"], allocator=alloc)
+            cells.append([r["server"] + (" (reference)" if r.get("reference_only") else ""), r["serializer"],
+                          alloc, _fmt(r["payload_mb"], "{:g}"), _fmt(r["calls"]),
                           _fmt(r["seconds_per_call"], "{:.3f}"), _fmt(r["mb_per_s"], "{:,.1f}"),
                           _fmt(_ratio(r["mb_per_s"], base and base["mb_per_s"]), "{:.2f}x")])
-        parts.append("### 4. Bulk: echo of a bytes payload (MB/s counts both directions)\n\n" + _table(
-            ["server", "serializer", "payload MB", "calls", "s/call", "MB/s", "vs Pyro5 thread"],
-            cells + _errors(rows, 7)))
+        parts.append("### 4. Bulk: echo of a bytes payload (MB/s counts both directions)\n\n"
+                     "allocator `kept`: every process run with `GLIBC_TUNABLES=%s`, for reference.\n\n"
+                     % ALLOCATOR_KEPT + _table(
+                         ["server", "serializer", "allocator", "payload MB", "calls", "s/call", "MB/s",
+                          "vs Pyro5 thread (same allocator)"], cells + _errors(rows, 8)))
     if "idle" in sc:
         rows = sc["idle"]["rows"]
         cells = [[r["server"], _fmt(r["connections"]), _fmt(r["held"]), _fmt(r["refused"]),
@@ -276,7 +283,7 @@ def plot(data, path):
             ax.axhline(ideal[0] * 3, color="red", linestyle=":", linewidth=1, label="3x ideal (target)")
             ax.legend(fontsize=7)
     if "bulk" in sc:
-        bars(axes[1][0], sc["bulk"]["rows"], "mb_per_s", "4. bulk: MB/s echoing a %g MB payload" % (
+        bars(axes[1][0], [r for r in sc["bulk"]["rows"] if not r.get("reference_only")], "mb_per_s", "4. bulk: MB/s echoing a %g MB payload" % (
             sc["bulk"]["rows"][0].get("payload_mb", 0)), "MB/s",
              name=lambda r: "%s\n%s" % (r["server"], r["serializer"]))
     if "idle" in sc:

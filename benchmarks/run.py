@@ -59,11 +59,13 @@ class StepError(RuntimeError):
 class Child:
     """A child process whose stdout lines are collected by a thread (so waits can time out)."""
 
-    def __init__(self, args, name, logdir):
+    def __init__(self, args, name, logdir, extra_env=None):
         self.name = name
         self.log_path = os.path.join(logdir, name.replace(" ", "_").replace("/", "_") + ".log")
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable] + args, cwd=common.ROOT, env=common.child_env(),
+        env = common.child_env()
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen([sys.executable] + args, cwd=common.ROOT, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                      start_new_session=True)
         self.lines = queue.Queue()
@@ -125,6 +127,14 @@ class Child:
         self._log.close()
 
 
+# Bulk runs once as every process starts, and once more, for reference, with glibc told to keep freed
+# memory: large payloads otherwise pay page faults whose number depends on which thread's heap they use.
+ALLOCATORS = {
+    "default": {},
+    "kept": {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=268435456"},
+}
+
+
 def cpu_seconds(children):
     """User + system CPU seconds used so far by the given children (None when /proc cannot say)."""
     total = 0.0
@@ -153,9 +163,9 @@ class Runner:
         self.last_cpu = {"server": None, "load": None}
         self._seq = 0
 
-    def spawn(self, args, name):
+    def spawn(self, args, name, extra_env=None):
         self._seq += 1
-        child = Child(args, "%03d-%s" % (self._seq, name), self.logdir)
+        child = Child(args, "%03d-%s" % (self._seq, name), self.logdir, extra_env)
         self.children.append(child)
         return child
 
@@ -172,18 +182,19 @@ class Runner:
                 pass
 
     @contextmanager
-    def server(self, impl, kind, threadpool=0):
+    def server(self, impl, kind, threadpool=0, extra_env=None):
         args = ["-m", "benchmarks.server", "--impl", impl, "--type", kind]
         if threadpool:
             args += ["--threadpool", str(threadpool)]
-        child = self.spawn(args, "server-%s-%s" % (impl, kind))
+        child = self.spawn(args, "server-%s-%s" % (impl, kind), extra_env)
         try:
             uri = child.expect("URI", 30)
             yield child, uri
         finally:
             self.stop(child)
 
-    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, bursts=1, **opts):
+    def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, bursts=1, extra_env=None,
+             **opts):
         """Run ``procs`` load generators (``conns`` split among them); return their RESULT payloads.
 
         CPU seconds used from GO to the last RESULT, by ``server`` (a Child) and by the load
@@ -197,7 +208,7 @@ class Runner:
                 args = ["-m", "benchmarks.load", "--mode", mode, "--uri", uri, "--conns", str(share)]
                 for key, value in opts.items():
                     args += ["--" + key.replace("_", "-"), str(value)]
-                children.append(self.spawn(args, "load-%s-%d" % (mode, i)))
+                children.append(self.spawn(args, "load-%s-%d" % (mode, i), extra_env))
             readies = [json.loads(c.expect("READY", timeout)) for c in children]
             if between is not None:
                 between(readies)
@@ -317,18 +328,22 @@ class Runner:
     def steps_bulk(self):
         size, count = self.s["bulk_size"], self.s["bulk_calls"]
 
-        def run(impl, kind, serializer):
+        def run(impl, kind, serializer, allocator):
             def step():
-                with self.server(impl, kind) as (_, uri):
-                    (res,) = self.load(uri, "bulk", serializer=serializer, size=size, count=count, timeout=300)
+                env = ALLOCATORS[allocator]
+                with self.server(impl, kind, extra_env=env) as (_, uri):
+                    (res,) = self.load(uri, "bulk", serializer=serializer, size=size, count=count, timeout=300,
+                                       extra_env=env)
                 per_call = statistics.median(res["times_s"])  # steady state: one slow call does not decide
-                row = {"server": label(impl, kind), "serializer": serializer, "payload_mb": size / 1e6,
-                       "calls": count, "seconds_per_call": per_call, "mb_per_s": 2 * size / per_call / 1e6}
+                row = {"server": label(impl, kind), "serializer": serializer, "allocator": allocator,
+                       "payload_mb": size / 1e6, "calls": count, "seconds_per_call": per_call,
+                       "mb_per_s": 2 * size / per_call / 1e6, "reference_only": allocator != "default"}
                 return row, "%s %.0f MB echo: %7.1f MB/s (%.3f s/call)" % (
                     serializer, size / 1e6, row["mb_per_s"], row["seconds_per_call"])
             return step
 
-        return [("%s %s" % (label(i, k), ser), run(i, k, ser)) for ser in ("serpent", "msgpack")
+        return [("%s %s%s" % (label(i, k), ser, "" if alloc == "default" else " (%s allocator)" % alloc),
+                 run(i, k, ser, alloc)) for alloc in ALLOCATORS for ser in ("serpent", "msgpack")
                 for i, k in SERVERS]
 
     def steps_idle(self):
