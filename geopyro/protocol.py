@@ -228,20 +228,15 @@ class MessageReader:
         body_size = ann_size + data_size
         if len(buf) < HEADER_SIZE + body_size:
             return None
-        elif len(buf) == HEADER_SIZE + body_size:
+        if len(buf) == HEADER_SIZE + body_size:
             self._buf = bytearray()  # hand the whole buffer over instead of copying it
             body = memoryview(buf)[HEADER_SIZE:]
         else:
             body = memoryview(bytes(buf[HEADER_SIZE:HEADER_SIZE + body_size]))
             del buf[:HEADER_SIZE + body_size]
         self._header = None
-        if ann_size:
-            body = memoryview(body)
-            annotations = parse_annotations(body[:ann_size])
-            data = body[ann_size:]
-        else:
-            annotations = {}
-            data = body
+        annotations = parse_annotations(body[:ann_size]) if ann_size else {}
+        data = body[ann_size:] if ann_size else body
         if flags & FLAGS_COMPRESSED:
             data = decompress(data, self.max_size)
             flags &= ~FLAGS_COMPRESSED

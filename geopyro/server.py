@@ -22,12 +22,12 @@ import gevent.pool
 
 from . import config, core, errors, protocol, serializers
 from .callcontext import current_context
-from .socketutil import SocketConnection
 from .client import Proxy, SerializedBlob
 from .exposure import (behavior, callback, check_instancing, expose, get_exposed_members, get_exposed_method,
                        get_exposed_property_value, is_private_attribute, oneway, reset_exposed_members,
                        set_exposed_property_value)
 from .servers import make_server
+from .socketutil import SocketConnection
 
 __all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "serve", "is_private_attribute"]
 
