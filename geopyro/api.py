@@ -9,7 +9,7 @@ from .client import BatchProxy, Future, Proxy, SerializedBlob
 from .configure import global_config as config
 from .core import URI, locate_ns, resolve, type_meta
 from .serializers import SerializerBase
-from .server import Daemon, DaemonObject, behavior, callback, expose, oneway, serve
+from .server import Daemon, DaemonObject, behavior, blocking, callback, cooperative, expose, oneway, serve
 
 register_dict_to_class = SerializerBase.register_dict_to_class
 register_class_to_dict = SerializerBase.register_class_to_dict
@@ -31,6 +31,6 @@ def start_ns_loop(*args, **kwargs):
 
 __all__ = ["config", "URI", "locate_ns", "resolve", "type_meta", "current_context",
            "Proxy", "BatchProxy", "SerializedBlob", "SerializerBase", "Future",
-           "Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway",
+           "Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "blocking", "cooperative",
            "start_ns", "start_ns_loop", "serve", "register_dict_to_class",
            "register_class_to_dict", "unregister_dict_to_class", "unregister_class_to_dict", "__version__"]

@@ -43,6 +43,10 @@ class _CallContext(gevent.local.local):
             return value
         return value.bytes
 
+    def reset(self):
+        """Forget the call (a pool thread does this after each task, so no client is kept alive by it)."""
+        self.__init__()
+
     def to_global(self):
         """The values as a dict, to carry them into another greenlet or thread."""
         return {name: getattr(self, name) for name in (

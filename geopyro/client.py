@@ -4,8 +4,16 @@ A Proxy connects lazily on first use, does the CONNECT handshake (which also
 brings the object's metadata: methods, oneway methods, attributes) and then
 sends INVOKE messages. It is owned by the greenlet that made it; another
 greenlet or thread must call ``_pyroClaimOwnership()`` first, as in Pyro5.
+A proxy that arrived deserialized (or was copied) belongs to whoever uses it first.
+
+A proxy follows the program it is used in (``geopyro.program``): from plain
+code in an unpatched program it uses a plain blocking socket, as Pyro5's
+client does; from a greenlet, a patched program, or a thread whose hub serves
+a daemon, it waits cooperatively through the gevent hub. The choice is made
+per call, so a proxy can move between the two.
 """
 
+import concurrent.futures
 import contextlib
 import logging
 import marshal
@@ -17,7 +25,7 @@ import gevent.lock
 import gevent.monkey
 from greenlet import getcurrent
 
-from . import config, core, errors, protocol, serializers, socketutil
+from . import config, core, errors, program, protocol, serializers, socketutil
 from .callcontext import current_context
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
@@ -36,7 +44,7 @@ class Proxy:
         "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
         "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroLocalSocket",
         "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_pyroAsyncMode",
-        "_Proxy__timeout", "_Proxy__owner", "_Proxy__owner_thread", "_Proxy__lock",
+        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower",
     ])
 
     def __init__(self, uri, connected_socket=None):
@@ -60,7 +68,7 @@ class Proxy:
         self._pyroAsyncMode = False
         self.__timeout = config.COMMTIMEOUT or None
         self.__owner = getcurrent()
-        self.__owner_thread = _os_thread_id()
+        self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
         self.__lock = gevent.lock.RLock()
         current_context.response_annotations = {}
         if connected_socket is not None:
@@ -146,8 +154,8 @@ class Proxy:
         self._pyroSeq = 0
         self._pyroRawWireResponse = False
         self._pyroAsyncMode = False
-        self.__owner = getcurrent()
-        self.__owner_thread = _os_thread_id()
+        self.__owner = None  # a deserialized or copied proxy belongs to whoever uses it first
+        self.__borrower = None
         self.__lock = gevent.lock.RLock()
 
     def __copy__(self):
@@ -205,7 +213,7 @@ class Proxy:
             except errors.CommunicationError:
                 tries -= 1
                 if tries:
-                    gevent.sleep(2)
+                    program.sleep(2)
         log.error("failed to reconnect to %s", self._pyroUri)
         raise errors.ConnectionClosedError("failed to reconnect to %s" % self._pyroUri)
 
@@ -215,30 +223,23 @@ class Proxy:
     def _pyroClaimOwnership(self):
         """Let the current greenlet or thread use this proxy (the connection stays open)."""
         self.__owner = getcurrent()
-        thread = _os_thread_id()
-        if thread != self.__owner_thread:
-            self.__owner_thread = thread
-            if self._pyroConnection is not None:
-                # gevent sockets belong to the hub of the thread that made them
-                self._pyroConnection.sock = socketutil.rewrap_for_this_thread(self._pyroConnection.sock)
 
-    @contextlib.contextmanager
-    def _pyroBorrowed(self):
-        """Let the current greenlet use the proxy for one call on its owner's behalf, then give it back.
+    def _pyroLease(self):
+        """(called by the owner) A context manager that lends this proxy to another greenlet or thread for a
+        call on the owner's behalf: async futures and batches run their call in a greenlet or thread of their
+        own. The call lock is held meanwhile; the owner stays the owner."""
+        self.__check_owner()
+        return _Lease(self)
 
-        Async futures and batches run their call in a greenlet of their own;
-        borrowing (under the call lock) keeps the owner the owner afterwards.
-        """
-        with self.__lock:
-            owner, owner_thread = self.__owner, self.__owner_thread
-            if owner_thread != _os_thread_id():
-                raise errors.PyroError("the calling thread is not the owner of this proxy, create a new proxy in "
-                                       "this thread or transfer ownership.")
-            self.__owner = getcurrent()
-            try:
-                yield self
-            finally:
-                self.__owner = owner
+    def _pyroLend(self):
+        """(used by _Lease) Take the call lock and let the current greenlet use the proxy beside its owner."""
+        self.__lock.acquire()
+        previous, self.__borrower = self.__borrower, getcurrent()
+        return previous
+
+    def _pyroGiveBack(self, previous):
+        self.__borrower = previous
+        self.__lock.release()
 
     def _pyroGetMetadata(self, objectId=None, known_metadata=None):
         """Fetch (or set) the object's metadata: exposed methods, oneway methods and attributes."""
@@ -294,6 +295,8 @@ class Proxy:
         current_context.response_annotations = {}
         if self._pyroConnection is None:
             self.__connect(False)
+        else:
+            self._pyroConnection.follow(program.client_cooperates())
         serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
         objectId = objectId or self._pyroConnection.objectId
         annotations = self.__request_annotations()
@@ -373,15 +376,16 @@ class Proxy:
 
     def __handshake(self, uri, replace_uri):
         location = uri.sockname or (uri.host, uri.port)
+        cooperative = program.client_cooperates()
         context = None
         if config.SSL:
             context = socketutil.get_ssl_context(clientcert=config.SSL_CLIENTCERT, clientkey=config.SSL_CLIENTKEY,
                                                  keypassword=config.SSL_CLIENTKEYPASSWD,
-                                                 cacerts=config.SSL_CACERTS)
+                                                 cacerts=config.SSL_CACERTS, cooperative=cooperative)
         connection = None
         try:
             sock = socketutil.create_socket(connect=location, reuseaddr=config.SOCK_REUSE, timeout=self.__timeout,
-                                            nodelay=config.SOCK_NODELAY, sslContext=context)
+                                            nodelay=config.SOCK_NODELAY, sslContext=context, cooperative=cooperative)
             connection = socketutil.SocketConnection(sock, uri.object)
             serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
@@ -444,12 +448,31 @@ class Proxy:
                                    "Did you forget setting @expose on them?" % self._pyroUri)
 
     def __check_owner(self):
-        if getcurrent() is not self.__owner:
-            raise errors.PyroError("the calling thread is not the owner of this proxy, create a new proxy in this "
-                                   "thread or transfer ownership.")
+        current = getcurrent()
+        if current is self.__owner or current is self.__borrower:
+            return
+        if self.__owner is None:
+            self.__owner = current
+            return
+        raise errors.PyroError("the calling thread is not the owner of this proxy, create a new proxy in this "
+                               "thread or transfer ownership.")
 
 
-_os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
+class _Lease:
+    """A proxy lent for one call (see Proxy._pyroLease); usable from any greenlet or thread."""
+
+    __slots__ = ("proxy", "previous")
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.previous = None
+
+    def __enter__(self):
+        self.previous = self.proxy._pyroLend()
+        return self.proxy
+
+    def __exit__(self, *exc_info):
+        self.proxy._pyroGiveBack(self.previous)
 
 
 def _location_str(location):
@@ -581,14 +604,14 @@ class BatchProxy:
         calls, self.__calls = self.__calls, []
         proxy = self.__proxy
         if asynchronous:
-            return Future(self.__borrowed_batch, proxy, calls, oneway)
+            return Future(self.__leased_batch, proxy._pyroLease(), calls, oneway)
         proxy._pyroClaimOwnership()
         results = proxy._pyroInvokeBatch(calls, oneway)
         if not oneway:
             return self.__results(results)
 
-    def __borrowed_batch(self, proxy, calls, oneway):
-        with proxy._pyroBorrowed():
+    def __leased_batch(self, lease, calls, oneway):
+        with lease as proxy:
             results = proxy._pyroInvokeBatch(calls, oneway)
         if not oneway:
             return self.__results(results)
@@ -599,16 +622,24 @@ class BatchProxy:
 
 
 class Future:
-    """The result of an asynchronous call, computed in its own greenlet.
+    """The result of an asynchronous call, computed in the background.
 
     ``value`` waits for and returns the result (or raises the remote error),
     ``ready`` says whether it is there, ``wait(timeout)`` waits and says,
-    ``then(fn)`` returns a new Future of ``fn(value)``.
+    ``then(fn)`` returns a new Future of ``fn(value)``. Like a proxy, it follows
+    the program: made where the caller cooperates with gevent, it runs in a
+    greenlet; made from plain code, it runs on a thread, so the call goes on
+    while the caller keeps working (as Pyro4's async calls did).
     """
 
     def __init__(self, func, *args, **kwargs):
-        self._result = gevent.event.AsyncResult()
-        self._greenlet = gevent.spawn(self._run, func, args, kwargs)
+        if program.client_cooperates():
+            self._result = gevent.event.AsyncResult()
+            self._thread_result = None
+            gevent.spawn(self._run, func, args, kwargs)
+        else:
+            self._result = None
+            self._thread_result = _client_threads().submit(func, *args, **kwargs)
 
     def _run(self, func, args, kwargs):
         try:
@@ -618,15 +649,22 @@ class Future:
 
     @property
     def ready(self):
+        if self._thread_result is not None:
+            return self._thread_result.done()
         return self._result.ready()
 
     def wait(self, timeout=None):
         """Wait up to ``timeout`` seconds; True if the result is there."""
+        if self._thread_result is not None:
+            concurrent.futures.wait([self._thread_result], timeout)
+            return self._thread_result.done()
         self._result.wait(timeout)
         return self._result.ready()
 
     @property
     def value(self):
+        if self._thread_result is not None:
+            return self._thread_result.result()
         return self._result.get()
 
     def then(self, func, *args, **kwargs):
@@ -646,6 +684,17 @@ class Future:
         return "<geopyro.client.Future %s>" % ("ready" if self.ready else "pending")
 
 
+CLIENT_THREADS = 64  # threads running the Futures made from plain code, at most
+_client_executor = None
+
+
+def _client_threads():
+    global _client_executor
+    if _client_executor is None:
+        _client_executor = concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS, "geopyro-future")
+    return _client_executor
+
+
 class _AsyncRemoteMethod:
     """A remote method of a proxy in async mode: calling it returns a Future."""
 
@@ -657,10 +706,10 @@ class _AsyncRemoteMethod:
         self._retries = max_retries
 
     def __call__(self, *args, **kwargs):
-        return Future(self._borrowed_call, args, kwargs)
+        return Future(self._leased_call, self._proxy._pyroLease(), args, kwargs)
 
-    def _borrowed_call(self, args, kwargs):
-        with self._proxy._pyroBorrowed() as proxy:
+    def _leased_call(self, lease, args, kwargs):
+        with lease as proxy:
             return _RemoteMethod(proxy._pyroInvoke, self._name, self._retries)(*args, **kwargs)
 
 

@@ -27,6 +27,7 @@ NEVER_REMOTED = frozenset([
 ])
 
 INSTANCE_MODES = ("session", "single", "percall")
+EXECUTION_MARKS = ("inline", "thread")
 
 
 def is_private_attribute(name):
@@ -101,21 +102,99 @@ def callback(method):
     return method
 
 
-def behavior(instance_mode="session", instance_creator=None):
-    """Choose how the daemon makes instances of a registered class: per session, single, or per call."""
+def blocking(method_or_class):
+    """Run this method (or every method of this class) on a server thread: it may block without yielding.
+
+    Overrides the daemon's automatic choice (CALL_EXECUTION "auto"); use it for
+    CPU work or blocking libraries in a monkey-patched program.
+    """
+    return _mark_execution(method_or_class, "thread")
+
+
+def cooperative(method_or_class):
+    """Run this method (or every method of this class) inline in its connection's greenlet.
+
+    Only for code that never blocks without yielding to gevent (gevent APIs,
+    quick pure computation); in an unpatched program it spares the handoff to
+    a thread. Overrides the daemon's automatic choice (CALL_EXECUTION "auto").
+    """
+    return _mark_execution(method_or_class, "inline")
+
+
+def _mark_execution(method_or_class, where):
+    if isinstance(method_or_class, (classmethod, staticmethod)):
+        method_or_class.__func__._pyroExecution = where
+    elif isinstance(method_or_class, property):
+        for accessor in (method_or_class.fget, method_or_class.fset, method_or_class.fdel):
+            if accessor is not None:
+                accessor._pyroExecution = where
+    else:
+        method_or_class._pyroExecution = where
+    _execution_marks.clear()
+    return method_or_class
+
+
+def behavior(instance_mode="session", instance_creator=None, execution=None):
+    """Choose how the daemon makes instances of a registered class: per session, single, or per call.
+
+    ``execution`` ("inline" or "thread") marks every method of the class as
+    ``@cooperative`` or ``@blocking`` would (geopyro only).
+    """
     if not isinstance(instance_mode, str):
         raise SyntaxError("behavior decorator is missing argument(s)")
     if instance_mode not in INSTANCE_MODES:
         raise ValueError("invalid instance mode %r (choose from %s)" % (instance_mode, ", ".join(INSTANCE_MODES)))
     if instance_creator is not None and not callable(instance_creator):
         raise TypeError("instance_creator must be a callable")
+    if execution is not None and execution not in EXECUTION_MARKS:
+        raise ValueError("invalid execution %r (choose from %s)" % (execution, ", ".join(EXECUTION_MARKS)))
 
     def decorate(clazz):
         if not inspect.isclass(clazz):
             raise TypeError("behavior decorator can only be used on a class")
         clazz._pyroInstancing = (instance_mode, instance_creator)
+        if execution is not None:
+            _mark_execution(clazz, execution)
         return clazz
     return decorate
+
+
+_execution_marks = {}  # (class, member name) -> "inline", "thread" or None
+
+
+def get_execution_mark(clazz, name):
+    """Where a member of a class asked to run ("inline", "thread") or None: the member's mark, else the class's.
+
+    Never raises, whatever a client sent as the name.
+    """
+    if name.__class__ is not str:
+        name = None  # not a member name: only the class's mark can count
+    key = (clazz, name)
+    mark = _execution_marks.get(key, _UNKNOWN)
+    if mark is not _UNKNOWN:
+        return mark
+    member = None
+    if name is not None:
+        try:
+            member = inspect.getattr_static(clazz, name)
+        except AttributeError:
+            pass
+        if isinstance(member, (classmethod, staticmethod)):
+            member = member.__func__
+        elif isinstance(member, property):
+            member = member.fget or member.fset
+    # only a function's own attributes are read: any other member (a proxy, say) might run code on getattr
+    mark = member.__dict__.get("_pyroExecution") if inspect.isfunction(member) else None
+    if mark not in EXECUTION_MARKS:
+        mark = getattr(clazz, "_pyroExecution", None)
+    if mark not in EXECUTION_MARKS:
+        mark = None
+    if len(_execution_marks) < 100000:  # names come from clients: never let this grow without bound
+        _execution_marks[key] = mark
+    return mark
+
+
+_UNKNOWN = object()
 
 
 def _is_exposed(func):
@@ -129,6 +208,7 @@ _method_names = {}  # class -> its exposed method names: the one dict lookup a c
 def _reset_cache(clazz):
     _metadata_cache.pop(clazz, None)
     _method_names.pop(clazz, None)
+    _execution_marks.clear()
 
 
 def reset_exposed_members(obj):

@@ -24,7 +24,7 @@ import gevent
 import gevent.monkey
 import gevent.pool
 
-from . import config, core, errors, server, socketutil
+from . import config, core, errors, program, server, socketutil
 from .errors import NamingError
 
 __all__ = ["NameServer", "NameServerDaemon", "BroadcastServer", "MemoryStorage", "SqlStorage", "start_ns",
@@ -443,6 +443,7 @@ class NameServerDaemon(server.Daemon):
         log.info("name server daemon on %s, %d registrations, autoclean %s", self.locationStr,
                  self.nameserver.count(), "every %gs" % config.NS_AUTOCLEAN if self.cleaner else "off")
 
+    @server.cooperative  # it only starts a sweep greenlet on the loop's hub
     def housekeeping(self):
         cleaner = self.cleaner
         if cleaner is not None and cleaner.due(time.monotonic()):
@@ -723,7 +724,8 @@ def _bind(uristring):
 def _broadcast_for_uri(port):
     """The NS uri string announced by a broadcast server on ``port``, or None when nobody answers."""
     tries, timeout = 3, 0.7
-    sock = socketutil.create_bc_socket(reuseaddr=config.SOCK_REUSE, timeout=timeout)
+    sock = socketutil.create_bc_socket(reuseaddr=config.SOCK_REUSE, timeout=timeout,
+                                       cooperative=program.client_cooperates())
     try:
         for _ in range(tries):
             sent = 0
@@ -801,7 +803,7 @@ def _retry(call, delay_time, good=lambda result: True):
                 return result
         except (NamingError, errors.TimeoutError):
             pass
-        gevent.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        program.sleep(min(pause, max(0.0, deadline - time.monotonic())))
     return call()
 
 

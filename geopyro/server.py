@@ -16,47 +16,54 @@ import uuid
 import warnings
 import weakref
 
-import gevent
 import gevent.lock
-import gevent.pool
 
-from . import config, core, errors, protocol, serializers
+from . import blockwatch, config, core, errors, protocol, serializers
+from . import execution as _execution
 from .callcontext import current_context
 from .client import Proxy, SerializedBlob
-from .exposure import (behavior, callback, check_instancing, expose, get_exposed_members, get_exposed_method,
-                       get_exposed_property_value, is_private_attribute, oneway, reset_exposed_members,
-                       set_exposed_property_value)
+from .execution import INLINE
+from .exposure import (behavior, blocking, callback, check_instancing, cooperative, expose, get_exposed_members,
+                       get_exposed_method, get_exposed_property_value, is_private_attribute, oneway,
+                       reset_exposed_members, set_exposed_property_value)
 from .servers import make_server
 from .socketutil import SocketConnection
 
-__all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "serve", "is_private_attribute"]
+__all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "blocking", "cooperative", "serve",
+           "is_private_attribute"]
 
 log = logging.getLogger("geopyro.server")
 
-ONEWAY_POOL_SIZE = 1024  # oneway calls running at once per daemon; more wait (back-pressure on the sender)
 _DICT_VIEW_ITERATORS = (type(iter({}.keys())), type(iter({}.values())), type(iter({}.items())))
 
 
 @expose
 class DaemonObject:
-    """The daemon's own remote interface, registered as ``Pyro.Daemon``."""
+    """The daemon's own remote interface, registered as ``Pyro.Daemon``.
+
+    Its quick methods run inline; the stream methods run user generators, so they follow the daemon's rule.
+    """
 
     def __init__(self, daemon):
         self.daemon = daemon
 
+    @cooperative
     def registered(self):
         """The ids of all objects registered in this daemon."""
         return list(self.daemon.objectsById)
 
+    @cooperative
     def ping(self):
         """Do nothing (a liveness check)."""
 
+    @cooperative
     def info(self):
         """A line describing the daemon."""
         return "%s bound on %s, NAT %s, %d objects registered. Servertype: %s" % (
             core.DAEMON_NAME, self.daemon.locationStr, self.daemon.natLocationStr,
             len(self.daemon.objectsById), self.daemon.transportServer)
 
+    @cooperative
     def get_metadata(self, objectId):
         """Exposed methods, oneway methods and attributes of a registered object."""
         obj = _unpack_weakref(self.daemon.objectsById.get(objectId))
@@ -181,6 +188,7 @@ class Daemon:
                 raise ValueError("must provide natport with nathost")
         self._settings = settings
         self._mustshutdown = True
+        self._calls = _execution.CallRunner(settings)
         self.transportServer = make_server(self, settings, host, port, unixsocket, connected_socket)
         self.locationStr = self.transportServer.locationStr
         if nathost:
@@ -193,8 +201,8 @@ class Daemon:
         self.objectsById = {core.DAEMON_NAME: daemon_object}
         self._pyroInstances = {}
         self._streams = _Streams(settings)
-        self._single_instance_lock = gevent.lock.Semaphore()
-        self._oneway_pool = gevent.pool.Pool(ONEWAY_POOL_SIZE)
+        self._single_instance_lock = gevent.lock.Semaphore()  # gevent's semaphore works across threads too
+        self._busy = set()  # connections with a request being handled (their reply is still to come)
         self._mustshutdown = False
         self.methodcall_error_handler = _default_methodcall_error_handler
         log.debug("daemon created on %s (pid %d)", self.locationStr, os.getpid())
@@ -255,7 +263,10 @@ class Daemon:
         self.transportServer.combine_loop(daemon.transportServer)
 
     def shutdown(self):
-        """End the request loop (callable from another greenlet or thread) and close the daemon."""
+        """End the request loop (callable from another greenlet or thread, or from a method) and close the daemon.
+
+        Calls in progress still send their replies.
+        """
         log.debug("daemon shutting down")
         self._mustshutdown = True
         self._streams.clear()
@@ -271,6 +282,7 @@ class Daemon:
             log.debug("daemon closing")
             self.transportServer.close()
             self.transportServer = None
+        self._calls.close()
 
     def __enter__(self):
         if self.transportServer is None:
@@ -410,6 +422,11 @@ class Daemon:
             reset_exposed_members(_unpack_weakref(registered))
 
     # --- the conversation with a client ---
+    #
+    # A request goes through three steps. _prepare (where the bytes arrived: the connection's greenlet, or a
+    # pool thread lingering on the connection) parses it. The CallRunner says where it runs. _execute runs it
+    # there and returns an _Outcome: the encoded reply, and an error that must end the connection, if any.
+    # Whoever holds the connection then sends the reply (_deliver).
 
     def _handshake(self, conn, denied_reason=None):
         """Answer a client's CONNECT with CONNECTOK (handshake response and metadata) or CONNECTFAIL."""
@@ -422,6 +439,14 @@ class Daemon:
         return self._handshake_reply(conn, msg, denied_reason)
 
     def _handshake_reply(self, conn, msg, denied_reason=None):
+        if self._calls.uses_threads and self._hooks_overridden("validateHandshake", "annotations"):
+            accepted, reply = self._calls.call_in_thread(self._handshake_outcome, conn, msg, denied_reason)
+        else:
+            accepted, reply = self._handshake_outcome(conn, msg, denied_reason)
+        self._send(conn, reply)
+        return accepted
+
+    def _handshake_outcome(self, conn, msg, denied_reason):
         serializer_id = msg.serializer_id
         current_context.correlation_id = msg.corr_id if msg.flags & protocol.FLAGS_CORR_ID \
             else _new_correlation_id()
@@ -446,15 +471,31 @@ class Daemon:
                 serializer_id = serializers.SerpentSerializer.serializer_id
             payload = serializers.serializers_by_id[serializer_id].dumps(str(exc))
             msgtype = protocol.MSG_CONNECTFAIL
-        self._reply(conn, msgtype, 0, msg.seq, serializer_id, payload)
-        return msgtype == protocol.MSG_CONNECTOK
+        finally:
+            if _execution.in_pool_thread():
+                current_context.reset()
+        return msgtype == protocol.MSG_CONNECTOK, self._encode(msgtype, 0, msg.seq, serializer_id, payload)
 
-    def _reply(self, conn, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
-        """Encode a message for ``conn`` and send it (a large payload follows its header uncopied)."""
-        data = self._encode(msgtype, flags, seq, serializer_id, payload, extra_annotations)
+    def _hooks_overridden(self, *names):
+        """True if a subclass replaced one of these Daemon hooks (then they are user code, maybe blocking),
+        unless the replacement is marked @cooperative."""
+        cls = type(self)
+        for name in names:
+            hook = getattr(cls, name)
+            if hook is not getattr(Daemon, name) and getattr(hook, "_pyroExecution", None) != INLINE:
+                return True
+        interface = type(self.objectsById[core.DAEMON_NAME])
+        return "validateHandshake" in names and interface.get_metadata is not DaemonObject.get_metadata
+
+    def _send(self, conn, data):
+        """Send an encoded message (a large payload follows its header uncopied)."""
         if type(data) is tuple and not isinstance(conn, SocketConnection):
             data = b"".join(data)  # a connection object of the user's own may expect one bytes object
         conn.send(data)
+
+    def _reply(self, conn, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
+        """Encode a message for ``conn`` and send it."""
+        self._send(conn, self._encode(msgtype, flags, seq, serializer_id, payload, extra_annotations))
 
     def _encode(self, msgtype, flags, seq, serializer_id, payload, extra_annotations=None):
         annotations = current_context.response_annotations
@@ -471,39 +512,85 @@ class Daemon:
 
     def handleRequest(self, conn):
         """Receive one request on ``conn`` and answer it; errors in the call go back to the client."""
-        msg = conn.recv_message(self._settings.MAX_MESSAGE_SIZE, (protocol.MSG_INVOKE, protocol.MSG_PING))
+        msg = conn.recv_message(self._settings.MAX_MESSAGE_SIZE, _REQUEST_TYPES)
         self._dispatch(conn, msg)
 
     def _dispatch(self, conn, msg):
-        """Run the call in ``msg`` and send the reply; re-raises only what must end the connection."""
+        """Run the request in ``msg`` where it belongs and send the reply; re-raises only what must end the
+        connection. A pool thread may go on serving the connection's next requests before this returns."""
+        busy = self._busy
+        busy.add(conn)
+        try:
+            item = self._prepare(conn, msg)
+            while type(item) is _Call:
+                item = self._run(conn, item)
+            if item is not None:
+                self._deliver(conn, item)
+        finally:
+            busy.discard(conn)
+
+    def _prepare(self, conn, msg):
+        """Parse a request: a _Call to run, or the _Outcome that answers it already (a ping, a bad request)."""
         flags = msg.flags
-        is_callback = False
         context = current_context
         # kept as bytes: a uuid.UUID is made only if the method reads current_context.correlation_id
-        context.correlation_id = msg.corr_id if flags & protocol.FLAGS_CORR_ID else _new_correlation_id()
+        correlation = context.correlation_id = msg.corr_id if flags & protocol.FLAGS_CORR_ID \
+            else _new_correlation_id()
         context.response_annotations = {}
         try:
             if msg.type == protocol.MSG_PING:
-                self._reply(conn, protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong")
-                return
+                return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
             serializer = serializers.get_serializer_by_id(msg.serializer_id)
             if flags & protocol.FLAGS_KEEPSERIALIZED:
                 object_id, method_name, vargs, kwargs = _blob_call(msg)
             else:
                 object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
-            context.client = conn
-            context.client_sock_addr = conn.getpeername()
-            context.seq = msg.seq
-            context.annotations = msg.annotations
-            context.msg_flags = flags
-            context.serializer_id = msg.serializer_id
-            obj = _unpack_weakref(self.objectsById.get(object_id))
-            if obj is None:
+            target = _unpack_weakref(self.objectsById.get(object_id))
+            if target is None:
                 log.debug("unknown object requested: %s", object_id)
                 raise errors.DaemonError("unknown object")
+        except Exception as exc:
+            return self._error_outcome(msg, exc, False)
+        return _Call(msg, serializer, method_name, vargs, kwargs, target, correlation)
+
+    def _run(self, conn, call):
+        """Run a prepared call where the CallRunner says; returns an _Outcome, a _Call or None (see _dispatch)."""
+        if call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED:
+            self._start_oneway(conn, call)
+            return None
+        if self._calls.where(call.target_class, call.member_name) == INLINE:
+            return self._execute_inline(conn, call)
+        linger = getattr(conn, "lingers", False) and conn.serves_from_thread
+        return self._calls.call_in_thread(self._serve_on_thread, conn, call, linger)
+
+    def _execute_inline(self, conn, call):
+        if not blockwatch.active:
+            return self._execute(conn, call)
+        token = blockwatch.enter(call.label)
+        try:
+            return self._execute(conn, call)
+        finally:
+            blockwatch.leave(token)
+
+    def _execute(self, conn, call):
+        """Run a call here (in a greenlet or a pool thread); return its _Outcome, or None for a oneway call."""
+        msg = call.msg
+        flags = msg.flags
+        context = current_context
+        context.correlation_id = call.correlation
+        context.response_annotations = {}
+        context.client = conn
+        context.client_sock_addr = conn.getpeername()
+        context.seq = msg.seq
+        context.annotations = msg.annotations
+        context.msg_flags = flags
+        context.serializer_id = msg.serializer_id
+        is_callback = False
+        try:
+            obj = call.target
             if isinstance(obj, type):
                 obj = self._get_instance(obj, conn)
-            oneway_call = flags & protocol.FLAGS_ONEWAY
+            method_name, vargs = call.method_name, call.vargs
             if flags & protocol.FLAGS_BATCH:
                 result = self._run_batch(obj, vargs, context)
                 reply_flags = protocol.FLAGS_BATCH
@@ -515,27 +602,119 @@ class Daemon:
                 reply_flags = 0
             else:
                 method = get_exposed_method(obj, method_name)
-                if oneway_call:
-                    self._start_oneway(method, vargs, kwargs, context)
-                    return
                 is_callback = getattr(method, "_pyroCallback", False)
+                kwargs = call.kwargs
                 try:
                     result = method(*vargs, **kwargs)
                 except Exception as exc:
                     self.methodcall_error_handler(self, context.client_sock_addr, method, vargs, kwargs, exc)
                     raise
                 reply_flags = 0
-            if oneway_call:
-                return
+            if flags & protocol.FLAGS_ONEWAY:
+                return None
+            serializer = call.serializer
             if reply_flags == 0 and _is_stream(result):
-                self._send_stream(conn, msg, serializer, result)
-                return
-            self._reply(conn, protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id, serializer.dumps(result))
+                return _Outcome(self._stream_reply(conn, msg, result))
+            return _Outcome(self._encode(protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id,
+                                         serializer.dumps(result)))
         except Exception as exc:
-            self._on_call_error(conn, msg, flags, exc)
-            if is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)) \
-                    and not isinstance(exc, errors.SerializeError):
-                raise
+            return self._error_outcome(msg, exc, is_callback)
+
+    def _deliver(self, conn, outcome):
+        """Send an outcome's reply; raise its error (which ends the connection)."""
+        if outcome.reply is not None:
+            self._send(conn, outcome.reply)
+        if outcome.error is not None:
+            raise outcome.error
+
+    def _error_outcome(self, msg, exc, is_callback):
+        """The reply to a request that failed with ``exc`` (none for oneway calls or a lost connection)."""
+        reply = None
+        if not (isinstance(exc, errors.ConnectionClosedError) or msg.flags & protocol.FLAGS_ONEWAY) and (
+                isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError)):
+            traceback_lines = errors.format_traceback(detailed=self._settings.DETAILED_TRACEBACK)
+            reply = self._exception_reply(msg.seq, msg.serializer_id, exc, traceback_lines)
+        fatal = is_callback or isinstance(exc, (errors.CommunicationError, errors.SecurityError)) \
+            and not isinstance(exc, errors.SerializeError)
+        return _Outcome(reply, exc if fatal else None)
+
+    # --- a pool thread serving the connection ---
+
+    def _serve_on_thread(self, conn, call, linger):
+        """(on a pool thread) Run ``call``; with ``linger``, also answer the requests that follow on the
+        connection while they come quickly and no other call needs the thread. Returns what the
+        connection's greenlet must still do: an _Outcome to deliver, a _Call to run itself, or None."""
+        try:
+            while True:
+                outcome = self._execute(conn, call)
+                if not linger:
+                    return outcome
+                item = outcome
+                while True:
+                    if item is not None:
+                        stop = self._deliver_from_thread(conn, item)
+                        if stop is not None:
+                            return stop
+                    item = self._next_request_on_thread(conn)
+                    if item is None or type(item) is _Call and not self._runs_here(item):
+                        return item
+                    if type(item) is _Call:
+                        call = item
+                        break
+        finally:
+            current_context.reset()  # drop references to the client and its session
+
+    def _runs_here(self, call):
+        """True if a call read by a pool thread also runs on a pool thread (not inline, not in the background)."""
+        if call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED:
+            return False
+        return self._calls.where(call.target_class, call.member_name) != INLINE
+
+    def _deliver_from_thread(self, conn, outcome):
+        """Send an outcome's reply from the pool thread; an _Outcome for the greenlet when the connection must end."""
+        try:
+            if outcome.reply is not None:
+                conn.send_from_thread(outcome.reply)
+        except errors.CommunicationError as exc:
+            return _Outcome(None, exc)
+        if outcome.error is not None:
+            return _Outcome(None, outcome.error)
+        return None
+
+    def _next_request_on_thread(self, conn):
+        """Wait (briefly, and only while nobody needs the thread) for the connection's next request.
+
+        Returns its _Call or _Outcome, an _Outcome carrying the error that ends the connection, or None
+        when the greenlet should take the connection back (nothing came, only part of a message came,
+        another call needs a thread, or the daemon is shutting down).
+        """
+        runner = self._calls
+        reader = conn.reader
+        try:
+            msg = reader.next_message()
+            if msg is None:
+                deadline = runner.linger_deadline()
+                token = runner.start_lingering()
+                try:
+                    while msg is None:
+                        if self._mustshutdown or conn.closed:
+                            return None
+                        if not runner.wait_readable(conn.fileno(), deadline - time.monotonic()):
+                            return None
+                        if conn.read_from_thread():
+                            msg = reader.next_message()
+                            if msg is None and reader.in_message:
+                                return None  # part of a message: the greenlet waits for the rest cooperatively
+                finally:
+                    runner.stop_lingering(token)
+            if msg.type not in _REQUEST_TYPES:
+                raise errors.ProtocolError("invalid msg type %d received (expected: %s)"
+                                           % (msg.type, ",".join(str(t) for t in _REQUEST_TYPES)))
+        except (errors.PyroError, OSError) as exc:
+            return _Outcome(None, exc)
+        return self._prepare(conn, msg)
+
+    # --- the parts of a call ---
 
     def _run_batch(self, obj, calls, context):
         results = []
@@ -550,22 +729,34 @@ class Daemon:
                 break  # the rest of the batch is not run
         return results
 
-    def _start_oneway(self, method, vargs, kwargs, context):
-        if not self._settings.ONEWAY_THREADED:
-            self._run_oneway(method, vargs, kwargs, None)
-            return
-        self._oneway_pool.spawn(self._run_oneway, method, vargs, kwargs, context.to_global())
+    def _start_oneway(self, conn, call):
+        """Start a oneway call in the background (greenlet or thread); the connection goes on at once."""
+        where = self._calls.where(call.target_class, call.member_name)
+        target = call.target
+        if isinstance(target, type) and check_instancing(target)[0] != "percall" \
+                and self._existing_instance(target, conn) is None:
+            # made here, before the next request of this client can ask for it too
+            try:
+                if where == INLINE:
+                    self._get_instance(target, conn)
+                else:
+                    self._calls.call_in_thread(self._get_instance, target, conn)
+            except Exception as exc:
+                log.debug("oneway call %s: no instance: %r", call.label, exc)
+                return
+        self._calls.start_oneway(where, self._run_oneway, (conn, call, where), call.label, conn,
+                                 getattr(conn, "lingers", False))
 
-    def _run_oneway(self, method, vargs, kwargs, context_values):
-        if context_values is not None:
-            current_context.from_global(context_values)
+    def _run_oneway(self, conn, call, where):
         try:
-            method(*vargs, **kwargs)
-        except Exception as exc:
-            self.methodcall_error_handler(self, current_context.client_sock_addr, method, vargs, kwargs, exc)
-            log.debug("oneway call %s raised %r", getattr(method, "__qualname__", method), exc)
+            if where == INLINE:
+                self._execute_inline(conn, call)
+            else:
+                self._execute(conn, call)
+        finally:
+            current_context.reset()
 
-    def _send_stream(self, conn, msg, serializer, iterator):
+    def _stream_reply(self, conn, msg, iterator):
         if not self._settings.ITER_STREAMING:
             stream_id = None
         else:
@@ -574,16 +765,9 @@ class Daemon:
             stream_id = self._streams.add(iterator, conn)
         exc = errors.ProtocolError("result of call is an iterator")
         extra = {"STRM": stream_id.encode()} if stream_id else None
-        self._send_exception(conn, msg.seq, msg.serializer_id, exc, None, protocol.FLAGS_ITEMSTREAMRESULT, extra)
+        return self._exception_reply(msg.seq, msg.serializer_id, exc, None, protocol.FLAGS_ITEMSTREAMRESULT, extra)
 
-    def _on_call_error(self, conn, msg, flags, exc):
-        if isinstance(exc, errors.ConnectionClosedError) or flags & protocol.FLAGS_ONEWAY:
-            return
-        if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
-            traceback_lines = errors.format_traceback(detailed=self._settings.DETAILED_TRACEBACK)
-            self._send_exception(conn, msg.seq, msg.serializer_id, exc, traceback_lines)
-
-    def _send_exception(self, conn, seq, serializer_id, exc, traceback_lines, flags=0, extra_annotations=None):
+    def _exception_reply(self, seq, serializer_id, exc, traceback_lines, flags=0, extra_annotations=None):
         exc._pyroTraceback = traceback_lines
         if serializer_id not in serializers.serializers_by_id:
             serializer_id = serializers.SerpentSerializer.serializer_id  # the client's id is unknown to us
@@ -595,8 +779,16 @@ class Daemon:
                                           % (dump_error, type(exc), exc))
             substitute._pyroTraceback = traceback_lines
             payload = serializer.dumps(substitute)
-        self._reply(conn, protocol.MSG_RESULT, flags | protocol.FLAGS_EXCEPTION, seq, serializer_id, payload,
-                    extra_annotations)
+        return self._encode(protocol.MSG_RESULT, flags | protocol.FLAGS_EXCEPTION, seq, serializer_id, payload,
+                            extra_annotations)
+
+    def _existing_instance(self, clazz, conn):
+        mode = check_instancing(clazz)[0]
+        if mode == "session":
+            return conn.pyroInstances.get(clazz)
+        if mode == "single":
+            return self._pyroInstances.get(clazz)
+        return None
 
     def _get_instance(self, clazz, conn):
         """The instance of a registered class that serves this call, made as its instance mode says."""
@@ -615,15 +807,87 @@ class Daemon:
         return _create_instance(clazz, creator)
 
     def _clientDisconnect(self, conn):
+        if self._calls.uses_threads and (self._hooks_overridden("clientDisconnect") or self._streams.items
+                                         or getattr(conn, "pyroInstances", None)
+                                         or getattr(conn, "tracked_resources", None)):
+            self._calls.call_in_thread(self._client_gone, conn)
+        else:
+            self._client_gone(conn)
+
+    def _client_gone(self, conn):
         self._streams.client_gone(conn)
         self.clientDisconnect(conn)
         conn.release_session()
 
+    def _loop_started(self):
+        """A request loop starts serving this daemon in the calling thread."""
+        blockwatch.watch_this_hub(self._settings.BLOCKING_WARNING)
+
+    def _loop_ended(self):
+        """That request loop ends (same thread): release what it held on this thread's hub."""
+        self._calls.release_this_hub()
+        blockwatch.unwatch_this_hub()
+
+    def _in_own_call(self):
+        """True when the caller is a call this daemon is serving (so waiting for its loop would deadlock)."""
+        client = current_context.client
+        return client is not None and client in self._busy
+
     def _housekeeping(self):
         if self._mustshutdown:
             return
+        if self._calls.uses_threads and (self._streams.items or self._hooks_overridden("housekeeping")):
+            self._calls.call_in_thread(self._housekeep)
+        else:
+            self._housekeep()
+
+    def _housekeep(self):
         self._streams.expire()
         self.housekeeping()
+
+
+class _Call:
+    """A parsed request, ready to run wherever the CallRunner puts it."""
+
+    __slots__ = ("msg", "serializer", "method_name", "vargs", "kwargs", "target", "correlation")
+
+    def __init__(self, msg, serializer, method_name, vargs, kwargs, target, correlation):
+        self.msg = msg
+        self.serializer = serializer
+        self.method_name = method_name
+        self.vargs = vargs
+        self.kwargs = kwargs
+        self.target = target
+        self.correlation = correlation
+
+    @property
+    def target_class(self):
+        target = self.target
+        return target if isinstance(target, type) else type(target)
+
+    @property
+    def member_name(self):
+        """The method, or for remote attribute access the attribute, whose execution mark counts."""
+        if self.method_name in ("__getattr__", "__setattr__") and self.vargs:
+            return self.vargs[0]
+        return self.method_name
+
+    @property
+    def label(self):
+        return "%s.%s" % (self.target_class.__name__, self.member_name)
+
+
+class _Outcome:
+    """What is left to do for a request: send ``reply`` (encoded, or None), then raise ``error`` (or None)."""
+
+    __slots__ = ("reply", "error")
+
+    def __init__(self, reply, error=None):
+        self.reply = reply
+        self.error = error
+
+
+_REQUEST_TYPES = (protocol.MSG_INVOKE, protocol.MSG_PING)
 
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

@@ -1,7 +1,9 @@
 """Sockets, TLS contexts and address helpers.
 
-Every socket made here is a gevent socket, so it cooperates with other
-greenlets whether or not the program called ``gevent.monkey.patch_all()``.
+Servers use gevent sockets, so they cooperate with other greenlets whether
+or not the program called ``gevent.monkey.patch_all()``. Client sockets
+follow the program (``geopyro.program.client_cooperates``): gevent sockets
+for code that runs under a hub, plain blocking sockets for plain code.
 """
 
 import contextlib
@@ -9,13 +11,18 @@ import errno
 import ipaddress
 import logging
 import os
+import select as _select
 import socket as _stdlib_socket
 import weakref
 
+import ssl as _stdlib_ssl
+
+import gevent.monkey
 import gevent.socket as gsocket
 import gevent.ssl as gssl
+from gevent.hub import get_hub
 
-from . import config, protocol
+from . import config, program, protocol
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 
 log = logging.getLogger("geopyro.socketutil")
@@ -24,6 +31,15 @@ RECV_CHUNK = 64 * 1024  # bytes asked of recv() at a time; never the size a peer
 
 ERRNO_EADDRINUSE = (errno.EADDRINUSE,)
 ERRNO_EADDRNOTAVAIL = (errno.EADDRNOTAVAIL,)
+
+
+_plain_socket = gevent.monkey.get_original("socket", "socket")
+_plain_getaddrinfo = gevent.monkey.get_original("socket", "getaddrinfo")
+
+
+def _getaddrinfo(*args):
+    """getaddrinfo through gevent's resolver when the caller cooperates, else the plain (blocking) one."""
+    return gsocket.getaddrinfo(*args) if program.client_cooperates() else _plain_getaddrinfo(*args)
 
 
 def get_ip_address(hostname, workaround127=False, version=None):
@@ -40,7 +56,7 @@ def get_ip_address(hostname, workaround127=False, version=None):
         families = {4: _stdlib_socket.AF_INET, 6: _stdlib_socket.AF_INET6, 0: _stdlib_socket.AF_UNSPEC}
         if ip_version not in families:
             raise ValueError("unknown ip version %r (use 4, 6 or 0)" % (ip_version,))
-        infos = gsocket.getaddrinfo(hostname or _stdlib_socket.gethostname(), 80, families[ip_version],
+        infos = _getaddrinfo(hostname or _stdlib_socket.gethostname(), 80, families[ip_version],
                                     _stdlib_socket.SOCK_STREAM, _stdlib_socket.IPPROTO_TCP)
         ip = infos[0][4][0]
         if workaround127 and (ip.startswith("127.") or ip == "0.0.0.0"):
@@ -63,7 +79,7 @@ def get_interface(ip_address):
     if isinstance(ip_address, str):
         ip_address = get_ip_address(ip_address)
     family = _stdlib_socket.AF_INET if ip_address.version == 4 else _stdlib_socket.AF_INET6
-    with gsocket.socket(family, _stdlib_socket.SOCK_DGRAM) as sock:
+    with _plain_socket(family, _stdlib_socket.SOCK_DGRAM) as sock:  # nothing here waits
         sock.connect((str(ip_address), 53))  # UDP connect sends nothing; it only picks a route
         return ipaddress.ip_interface(sock.getsockname()[0])
 
@@ -91,16 +107,18 @@ def _resolve_tcp(address, family):
     if literal is not None and literal.version == (6 if family == _stdlib_socket.AF_INET6 else 4) \
             and "%" not in host:
         return (host, port) if literal.version == 4 else (host, port, 0, 0)  # no lookup needed
-    infos = gsocket.getaddrinfo(host, port, family, _stdlib_socket.SOCK_STREAM)
+    infos = _getaddrinfo(host, port, family, _stdlib_socket.SOCK_STREAM)
     return infos[0][4]
 
 
 def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, timeout=-1, noinherit=False,
-                  ipv6=False, nodelay=True, sslContext=None):
+                  ipv6=False, nodelay=True, sslContext=None, cooperative=True):
     """Make a TCP or Unix socket, bound and listening, or connected.
 
     A str address means a Unix domain socket. ``timeout=-1`` leaves the
-    default; None means blocking. ``sslContext`` wraps the socket in TLS.
+    default; None means blocking. ``sslContext`` wraps the socket in TLS
+    (make it with the same ``cooperative``). ``cooperative=False`` makes a
+    plain blocking socket instead of a gevent one.
     """
     if bind and connect:
         raise ValueError("bind and connect cannot both be given")
@@ -109,7 +127,7 @@ def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, time
         _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET)
     if family == _stdlib_socket.AF_UNIX and bind and os.path.exists(bind):
         os.remove(bind)  # a stale socket file from an earlier run
-    sock = gsocket.socket(family, _stdlib_socket.SOCK_STREAM)
+    sock = (gsocket.socket if cooperative else _plain_socket)(family, _stdlib_socket.SOCK_STREAM)
     try:
         if sslContext is not None:
             if bind:
@@ -150,10 +168,10 @@ def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, time
         raise
 
 
-def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False):
-    """A UDP socket that may send broadcasts (used by name server discovery)."""
+def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False, cooperative=True):
+    """A UDP socket that may send broadcasts (used by name server discovery); see create_socket."""
     family = _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET
-    sock = gsocket.socket(family, _stdlib_socket.SOCK_DGRAM)
+    sock = (gsocket.socket if cooperative else _plain_socket)(family, _stdlib_socket.SOCK_DGRAM)
     try:
         if family == _stdlib_socket.AF_INET:
             sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_BROADCAST, 1)
@@ -199,7 +217,7 @@ def bind_unused_port(sock, host="localhost"):
 
 def find_probably_unused_port(family=_stdlib_socket.AF_INET, socktype=_stdlib_socket.SOCK_STREAM):
     """A port that was free a moment ago (racy by nature: prefer port 0 where you can)."""
-    with gsocket.socket(family, socktype) as probe:
+    with _plain_socket(family, socktype) as probe:
         return bind_unused_port(probe)
 
 
@@ -252,6 +270,14 @@ def release_borrowed(sock):
             sock.detach()
 
 
+def _convert(sock, socket_class):
+    """The same OS socket in another wrapper class (gevent or plain), with its timeout."""
+    timeout = sock.gettimeout()
+    converted = socket_class(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    converted.settimeout(timeout)
+    return converted
+
+
 def rewrap_for_this_thread(sock):
     """Move a gevent socket to the hub of the calling thread (gevent sockets are tied to one hub)."""
     if isinstance(sock, gssl.SSLSocket):
@@ -270,7 +296,7 @@ class SocketConnection:
     """
 
     __slots__ = ("_socket", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
-                 "__weakref__", "_peer", "_plain")
+                 "__weakref__", "_peer", "_plain", "lingers")
 
     def __init__(self, sock, objectId=None, keep_open=False):
         self.sock = sock
@@ -281,6 +307,7 @@ class SocketConnection:
         self._reader = None
         self._closed = False
         self._peer = None
+        self.lingers = False  # True: served by its own greenlet, so a pool thread may keep it between calls
 
     @property
     def sock(self):
@@ -353,6 +380,64 @@ class SocketConnection:
             raise ConnectionClosedError("receiving: connection closed by peer")
         return chunk
 
+    def follow(self, cooperative):
+        """Make this client connection wait the way its caller needs: through this thread's hub, or blocking.
+
+        A plain socket switches wrapper (gevent <-> plain) on the same descriptor;
+        a TLS socket keeps the kind it was made with.
+        """
+        sock = self._socket
+        if cooperative:
+            if self._plain:
+                if sock.hub is not get_hub():  # a gevent socket belongs to the hub of the thread that made it
+                    self.sock = _convert(sock, gsocket.socket)
+            elif type(sock) is _plain_socket:
+                self.sock = _convert(sock, gsocket.socket)
+        elif self._plain and not self.keep_open:
+            self.sock = _convert(sock, _plain_socket)
+
+    # --- I/O from a pool thread (the connection's greenlet waits meanwhile) ---
+
+    @property
+    def serves_from_thread(self):
+        """True when a pool thread may read and write this connection itself (a plain, not TLS, socket)."""
+        return self._plain
+
+    def send_from_thread(self, data):
+        """Send all of ``data`` from a thread that is not the socket's hub (blocking, COMMTIMEOUT bounded)."""
+        if type(data) is tuple:
+            for part in data:
+                self.send_from_thread(part)
+            return
+        raw = self._socket._sock
+        view = memoryview(data)
+        timeout = self._socket.gettimeout()
+        deadline = None if timeout is None else _monotonic() + timeout
+        try:
+            while view:
+                try:
+                    sent = raw.send(view)
+                except BlockingIOError:
+                    sent = 0
+                view = view[sent:]
+                if view and not _wait_fd(raw.fileno(), False, deadline):
+                    raise TimeoutError("sending: timeout")
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError("sending: connection lost: %s" % exc) from None
+
+    def read_from_thread(self):
+        """Feed whatever bytes are ready into the reader without waiting; False if none were ready."""
+        try:
+            chunk = self._socket._sock.recv(RECV_CHUNK)
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError("receiving: connection lost: %s" % exc) from None
+        if not chunk:
+            raise ConnectionClosedError("receiving: connection closed by peer")
+        self._reader.feed(chunk)
+        return True
+
     # --- whole protocol messages ---
 
     def recv_message(self, max_size, accepted_types=None):
@@ -394,6 +479,11 @@ class SocketConnection:
             with contextlib.suppress(OSError, ValueError):
                 self.sock.close()
         self.release_session()
+
+    def shutdown(self):
+        """End the conversation (the peer sees the connection close) but keep the descriptor until close()."""
+        with contextlib.suppress(OSError, ValueError):
+            self.sock.shutdown(_stdlib_socket.SHUT_RDWR)
 
     def release_session(self):
         """Close the resources tracked for this client, then drop its session instances (in that order:
@@ -442,8 +532,37 @@ class SocketConnection:
                                                      self.getpeername())
 
 
-def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", cacerts="", keypassword=""):
-    """A TLS context for a server (servercert given) or a client, from Pyro5's SSL_* settings."""
+_monotonic = __import__("time").monotonic
+_real_poll = getattr(__import__("select"), "poll", None) and gevent.monkey.get_original("select", "poll")
+_real_select = gevent.monkey.get_original("select", "select")
+
+
+def _wait_fd(fd, readable, deadline):
+    """Block this (non-hub) thread until ``fd`` is ready or ``deadline`` passes; False on timeout."""
+    while True:
+        timeout = None if deadline is None else deadline - _monotonic()
+        if timeout is not None and timeout <= 0:
+            return False
+        if _real_poll is not None:
+            poller = _real_poll()
+            poller.register(fd, _select.POLLIN if readable else _select.POLLOUT)
+            if poller.poll(None if timeout is None else timeout * 1000.0):
+                return True
+        else:
+            ready = _real_select([fd] if readable else [], [] if readable else [fd], [], timeout)
+            if ready[0] or ready[1]:
+                return True
+
+
+_PlainSSLContext = gevent.monkey.get_original("ssl", "SSLContext")
+
+
+def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", cacerts="", keypassword="",
+                    cooperative=True):
+    """A TLS context for a server (servercert given) or a client, from Pyro5's SSL_* settings.
+
+    ``cooperative=False``: its sockets are plain blocking ones (a client in plain code).
+    """
     if servercert:
         if clientcert:
             raise ValueError("can't have both server cert and client cert")
@@ -459,7 +578,7 @@ def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", ca
         else:
             context.verify_mode = gssl.CERT_NONE
         return context
-    context = gssl.SSLContext(gssl.PROTOCOL_TLS_CLIENT)
+    context = (gssl.SSLContext if cooperative else _PlainSSLContext)(_stdlib_ssl.PROTOCOL_TLS_CLIENT)
     if cacerts:
         if os.path.isdir(cacerts):
             context.load_verify_locations(capath=cacerts)

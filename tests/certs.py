@@ -205,6 +205,16 @@ live_sessions = weakref.WeakSet()
 counters = {"oneway_started": 0, "oneway_done": 0, "oneway_max_running": 0, "sessions_made": 0}
 
 
+LOOP_ROOT = greenlet.getcurrent()  # the main greenlet of the thread that runs the request loop
+
+
+def on_loop(glet):
+    """True for a greenlet of the request loop's thread (pool threads have greenlets of their own)."""
+    while glet.parent is not None:
+        glet = glet.parent
+    return glet is LOOP_ROOT
+
+
 def rss_kib():
     with open("/proc/self/status") as status:
         for line in status:
@@ -221,6 +231,7 @@ class Service:
     def echo(self, value):
         return value
 
+    @api.cooperative  # gevent code: runs inline, as many at once as clients ask
     def slow(self, seconds):
         gevent.sleep(seconds)
         return seconds
@@ -234,6 +245,7 @@ class Service:
         return seconds
 
     @api.oneway
+    @api.cooperative
     def oneway_slow(self, seconds):
         counters["oneway_started"] += 1
         running = counters["oneway_started"] - counters["oneway_done"]
@@ -251,7 +263,8 @@ class Service:
         gc.collect()
         result = {"fds": len(os.listdir("/proc/self/fd")), "rss_kib": rss_kib(),
                   "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet)),
+                  "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and on_loop(o)),
+                  "threads": len(os.listdir("/proc/self/task")),
                   "sessions": len(live_sessions), "sockets": len(daemon.sockets),
                   "streams": len(daemon.streaming_responses), "servertype": str(daemon.transportServer)}
         result.update(counters)
@@ -276,6 +289,7 @@ class Session:
     def hello(self):
         return id(self)
 
+    @api.cooperative
     def slow(self, seconds):
         gevent.sleep(seconds)
         return seconds

@@ -7,6 +7,7 @@ import time
 
 import gevent
 import gevent.event
+import gevent.monkey
 import pytest
 
 import geopyro.api as api
@@ -64,10 +65,21 @@ def test_greenlet_server_overlaps_cooperative_calls(daemons, clean_config):
     assert probe.most > 1
 
 
-def test_thread_is_an_alias_of_the_greenlet_server(daemons, clean_config):
+def test_servertype_thread_is_the_greenlet_server_with_calls_on_threads(daemons, clean_config):
     clean_config.SERVERTYPE = "thread"
     daemon = daemons.start()
-    assert str(daemon.transportServer) == "greenlet"
+    assert type(daemon.transportServer).__name__ == "GreenletServer"
+    assert str(daemon.transportServer) == "thread"
+
+    @api.expose
+    class WhereAmI:
+        def thread(self):
+            return gevent.monkey.get_original("_thread", "get_ident")()
+
+    uri = daemon.register(WhereAmI)
+    assert wait_until(lambda: daemon.transportServer._loop.running)
+    with api.Proxy(uri) as proxy:
+        assert proxy.thread() != daemon.transportServer._loop.thread  # patched or not: a real thread
 
 
 @pytest.mark.parametrize("servertype", ["multiplex", "greenlet"])

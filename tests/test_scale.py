@@ -174,6 +174,7 @@ class Overlap:
         self.all_in = gevent.event.Event()
         self.deadline = None
 
+    @api.cooperative  # gevent code: it runs inline, so 500 calls can be in progress on greenlets at once
     def slow(self):
         if self.deadline is None:
             self.deadline = time.monotonic() + self.DEADLINE  # one deadline shared by all calls

@@ -27,7 +27,7 @@ _DEFAULTS = {
     "NATHOST": (None, (str, None)),
     "NATPORT": (0, (int,)),
     "COMPRESSION": (False, (bool,)),
-    # geopyro's default is the greenlet server; "thread" is accepted as its alias.
+    # geopyro's default is the greenlet server; "thread" is the greenlet server with every call on a thread.
     "SERVERTYPE": ("greenlet", (str,)),
     "COMMTIMEOUT": (0.0, (float,)),
     "POLLTIMEOUT": (2.0, (float,)),
@@ -61,7 +61,14 @@ _DEFAULTS = {
     "ONEWAY_THREADED": (True, (bool,)),
     # geopyro only: refuse connections beyond this many per daemon (0 = no limit).
     "MAX_CONNECTIONS": (0, (int,)),
+    # geopyro only: where calls run: "auto" (inline when the program is monkey-patched, else on
+    # a thread pool of THREADPOOL_SIZE), "inline" (in the connection's greenlet) or "thread".
+    "CALL_EXECUTION": ("auto", (str,)),
+    # geopyro only: warn when an inline call blocks the event loop longer than this (seconds; 0 = off).
+    "BLOCKING_WARNING": (0.1, (float,)),
 }
+
+CALL_EXECUTIONS = ("auto", "inline", "thread")
 
 SERVERTYPES = ("greenlet", "thread", "multiplex")
 
@@ -141,6 +148,8 @@ class Configuration:
         value = _coerce(name, value)
         if name == "SERVERTYPE" and value not in SERVERTYPES:
             raise ValueError("bad SERVERTYPE %r (choose from %s)" % (value, ", ".join(SERVERTYPES)))
+        if name == "CALL_EXECUTION" and value not in CALL_EXECUTIONS:
+            raise ValueError("bad CALL_EXECUTION %r (choose from %s)" % (value, ", ".join(CALL_EXECUTIONS)))
         if name == "SERIALIZER" and value not in ("serpent", "json", "marshal", "msgpack"):
             raise ValueError("bad SERIALIZER %r (choose from serpent, json, marshal, msgpack)" % value)
         object.__setattr__(self, name, value)

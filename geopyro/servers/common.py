@@ -127,10 +127,15 @@ class LoopState:
     def running(self):
         return self.thread is not None
 
-    def wait_stopped(self, timeout, handler_greenlets=()):
-        """Wait (cooperatively, or blocking when called from another thread) for the loop to end."""
+    def wait_stopped(self, timeout, handler_greenlets=(), inside_call=False):
+        """Wait (cooperatively, or blocking when called from another thread) for the loop to end.
+
+        Never from inside a call the loop serves (``inside_call``): the loop may be waiting for that call.
+        """
         if self.thread is None:
             return True
+        if inside_call:
+            return False
         if os_thread_id() != self.thread:
             return self._stopped_real.wait(timeout)
         current = gevent.getcurrent()

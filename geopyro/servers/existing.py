@@ -8,7 +8,7 @@ ends when that one connection closes. The socket itself stays the caller's.
 import logging
 import socket as _stdlib_socket
 
-from .. import core, errors, socketutil
+from .. import core, errors, program, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.existing")
@@ -31,6 +31,7 @@ class ExistingConnectionServer:
         self._sock_thread = common.os_thread_id()
         self._loop = common.LoopState()
         self._stop = None
+        program.note_server_thread(self, self._sock_thread)
         log.info("serving the connected socket %s", self.locationStr)
 
     def __str__(self):
@@ -67,6 +68,7 @@ class ExistingConnectionServer:
     def _finish(self):
         if self.conn is not None:
             conn, self.conn = self.conn, None
+            program.forget_server(self)
             self.daemon._clientDisconnect(conn)
             conn.close()
 
@@ -75,6 +77,7 @@ class ExistingConnectionServer:
         if self.conn is not None and common.os_thread_id() != self._sock_thread:
             self.sock = self.conn.sock = socketutil.rewrap_for_this_thread(self.sock)
             self._sock_thread = common.os_thread_id()
+            program.note_server_thread(self, self._sock_thread)
 
     def loop(self, loop_condition=lambda: True):
         """Serve until the connection closes, shutdown() is called or loop_condition() is false."""
@@ -82,12 +85,14 @@ class ExistingConnectionServer:
         self._adopt_socket()
         self._stop = common.StopSignal()
         self._loop.started()
+        self.daemon._loop_started()
         try:
             while self.conn is not None and loop_condition() and not self._stop.is_set():
                 if not self._serve_one():
                     break
                 self.daemon._housekeeping()
         finally:
+            self.daemon._loop_ended()
             self._loop.stopped()
 
     def shutdown(self):

@@ -1,9 +1,11 @@
 """The default server type: one greenlet per connection, on gevent's StreamServer.
 
-It stands in for Pyro5's thread pool: calls on different connections run
-concurrently as long as they yield (gevent sockets, ``gevent.sleep``, or any
-blocking call in a monkeypatched program). There is no pool ceiling; set
-MAX_CONNECTIONS to refuse clients beyond a limit with a readable error.
+It stands in for Pyro5's thread pool: every connection has its own greenlet,
+so there is no connection ceiling (set MAX_CONNECTIONS to refuse clients
+beyond a limit with a readable error). Calls run where the daemon's
+CallRunner says: inline in the greenlet when they cooperate with gevent, on
+a pool thread when they may block. SERVERTYPE "thread" is this server with
+every call on a thread.
 """
 
 import logging
@@ -12,11 +14,13 @@ import gevent
 import gevent.pool
 from gevent.server import StreamServer
 
-from .. import errors, socketutil
+from .. import errors, program, socketutil
 from ..callcontext import current_context
 from . import common
 
 log = logging.getLogger("geopyro.servers.greenlet")
+
+CALLS_FINISH_TIMEOUT = 2.0  # seconds an ending request loop waits for calls in progress to send their replies
 
 
 class GreenletServer:
@@ -30,20 +34,22 @@ class GreenletServer:
         self.sock, self.locationStr = common.listen(settings, host, port, unixsocket)
         self._sock_thread = common.os_thread_id()
         self._ssl_context = common.ssl_server_context(settings)
-        self._connections = set()
+        self._connections = {}  # SocketConnection -> the greenlet serving it
         self._handlers = gevent.pool.Pool()
         self._server = None
         self._stop = None
         self._loop = common.LoopState()
         self._closed = False
+        self._calling_conn = None  # the connection whose call closed the daemon: it still gets its reply
         self._combined = []
+        program.note_server_thread(self, self._sock_thread)
         log.info("greenlet server listening on %s", self.locationStr)
 
     def __repr__(self):
         return "<GreenletServer on %s; %d connections>" % (self.locationStr, len(self._connections))
 
     def __str__(self):
-        return "greenlet"
+        return self.settings.SERVERTYPE if self.settings.SERVERTYPE == "thread" else "greenlet"
 
     @property
     def sockets(self):
@@ -54,6 +60,7 @@ class GreenletServer:
         if common.os_thread_id() != self._sock_thread:
             self.sock = socketutil.rewrap_for_this_thread(self.sock)
             self._sock_thread = common.os_thread_id()
+            program.note_server_thread(self, self._sock_thread)
         # TLS is not left to StreamServer: its handshake has no timeout and failures end up as hub tracebacks
         return StreamServer(self.sock, self._handle, spawn=self._handlers)
 
@@ -70,11 +77,12 @@ class GreenletServer:
                                    % limit)
             return
         sock.settimeout(self.settings.COMMTIMEOUT or None)
-        self._connections.add(conn)
+        conn.lingers = True
+        self._connections[conn] = gevent.getcurrent()
         try:
             common.serve_connection(self.daemon, conn, self.settings)
         finally:
-            self._connections.discard(conn)
+            self._connections.pop(conn, None)
 
     def loop(self, loop_condition=lambda: True):
         """Serve until shutdown() or until loop_condition() turns false (checked every POLLTIMEOUT)."""
@@ -85,6 +93,7 @@ class GreenletServer:
             self._server = self._make_stream_server()
         self._stop = common.StopSignal()
         self._loop.started()
+        self.daemon._loop_started()
         interval = common.housekeeping_interval(self.settings)
         keep_going = lambda: loop_condition() and not self._stop.is_set()  # noqa: E731
         others = [gevent.spawn(other.loop, keep_going) for other in self._combined]
@@ -102,6 +111,8 @@ class GreenletServer:
                 self._close_now()
             elif self._server is not None:
                 self._server.stop_accepting()
+            self._finish_calls_in_progress()
+            self.daemon._loop_ended()
             self._loop.stopped()
 
     def events(self, eventsockets):
@@ -120,20 +131,27 @@ class GreenletServer:
             self._stop.set()
 
     def shutdown(self):
-        """Stop the request loop (from any greenlet or thread) and wait for it to end."""
-        if self._stop is not None:
-            self._stop.set()
-        self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets)
+        """Stop the request loop and close (from any greenlet or thread, or from inside a call)."""
+        self.close()
 
     def close(self):
-        """Stop accepting, close every client connection and the listening socket."""
+        """Stop accepting, close every client connection and the listening socket.
+
+        Called from inside a call of this daemon, that call still sends its
+        reply. Other calls in progress lose their connection at once (it is
+        shut down); a call running on a pool thread runs on to its end.
+        """
         if self._closed:
             return
         self._closed = True
+        inside = self.daemon._in_own_call()
+        if inside:
+            self._calling_conn = current_context.client
         if self._loop.running:
             self._stop.set()
-            other_thread = common.os_thread_id() != self._loop.thread
-            if not self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets) and other_thread:
+            if self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets, inside_call=inside):
+                return  # the loop ended and closed everything in its own thread
+            if common.os_thread_id() != self._loop.thread:
                 return  # still running over there: the loop closes everything as it ends
         self._close_now()  # idempotent: the loop may have done it already
 
@@ -141,15 +159,30 @@ class GreenletServer:
         if self.sock is None:
             return
         sock, self.sock = self.sock, None  # claim the work: no second run, from any greenlet or thread
+        program.forget_server(self)
         if self._server is not None:
             self._server.stop_accepting()
-        calling_conn = current_context.client
-        for conn in list(self._connections):
-            if conn is not calling_conn:  # a call that shut the daemon down still gets its reply
-                conn.close()
+        busy = self.daemon._busy
         current = gevent.getcurrent()
-        others = [g for g in self._handlers.greenlets if g is not current]
-        if others:
-            gevent.killall(others, block=False)
+        idle = []
+        for conn, handler in list(self._connections.items()):
+            if conn is self._calling_conn:
+                continue  # its call ends with a reply, then the connection ends
+            if conn in busy:
+                conn.shutdown()  # a pool thread may still hold the descriptor: end the conversation, keep the fd
+            else:
+                conn.close()
+                if handler is not current:
+                    idle.append(handler)
+        if idle:
+            gevent.killall(idle, block=False)
         common.close_listening(sock)
         log.debug("greenlet server on %s closed", self.locationStr)
+
+    def _finish_calls_in_progress(self):
+        """(the loop greenlet, as the loop ends) Give calls in progress a moment to send their replies."""
+        busy = self.daemon._busy
+        current = gevent.getcurrent()
+        handlers = [handler for conn, handler in self._connections.items() if conn in busy and handler is not current]
+        if handlers:
+            gevent.joinall(handlers, timeout=CALLS_FINISH_TIMEOUT)

@@ -3,8 +3,10 @@
 It waits on a gevent selector (the hub's watchers, no busy loop), reads
 whatever bytes are ready into each connection's incremental parser, and runs
 each complete request before looking at the next. Exactly one call runs at a
-time; a client that sends half a message holds up nobody. Oneway calls still
-go to their own greenlet when ONEWAY_THREADED is on.
+time; a client that sends half a message holds up nobody. Where that call
+runs (inline, or on a pool thread while the loop greenlet waits, so the hub
+stays free) is the daemon's CallRunner's choice. Oneway calls still run in
+the background when ONEWAY_THREADED is on.
 
 Because everything goes through ``sockets``, ``selector`` and ``events()``,
 the daemon can also be driven by someone else's loop, and ``combine()`` lets
@@ -21,7 +23,7 @@ import gevent
 import gevent.monkey
 from gevent.selectors import GeventSelector
 
-from .. import errors, protocol, socketutil
+from .. import errors, program, protocol, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.multiplex")
@@ -79,6 +81,7 @@ class MultiplexServer:
         self._stop = None
         self._loop = common.LoopState()
         self._closed = False
+        program.note_server_thread(self, self._sock_thread)
         log.info("multiplex server listening on %s", self.locationStr)
 
     def __repr__(self):
@@ -151,6 +154,7 @@ class MultiplexServer:
             moved[client.conn.sock] = client
         self._clients = moved
         self._sock_thread = common.os_thread_id()
+        program.note_server_thread(self, self._sock_thread)
 
     def _register_all(self, selector):
         if self.sock is not None:
@@ -179,6 +183,7 @@ class MultiplexServer:
         selector = self._ensure_selector()
         self._stop = common.StopSignal()
         self._loop.started()
+        self.daemon._loop_started()
         interval = common.housekeeping_interval(self.settings)
         next_housekeeping = time.monotonic() + interval
         try:
@@ -194,6 +199,7 @@ class MultiplexServer:
         finally:
             if self._closed:
                 self._close_now()
+            self.daemon._loop_ended()
             self._loop.stopped()
 
     def _housekeeping(self, now):
@@ -345,7 +351,7 @@ class MultiplexServer:
         if self._stop is not None:
             self._stop.set()
             self._wake()
-        self._loop.wait_stopped(5.0)
+        self._loop.wait_stopped(5.0, inside_call=self.daemon._in_own_call())
 
     def close(self):
         """Close every connection and the listening socket."""
@@ -357,7 +363,7 @@ class MultiplexServer:
             # (the loop's own greenlet) that happens right after the call has been answered
             self._stop.set()
             self._wake()
-            if not self._loop.wait_stopped(5.0):
+            if not self._loop.wait_stopped(5.0, inside_call=self.daemon._in_own_call()):
                 return  # we are inside the loop (or it is stuck): it closes everything as it ends
         self._close_now()  # idempotent: the loop may have done it already
 
@@ -365,6 +371,7 @@ class MultiplexServer:
         if self.sock is None:
             return
         listening, self.sock = self.sock, None  # claim the work: no second run, from any greenlet or thread
+        program.forget_server(self)
         for handshake, sock in list(self._handshakes.items()):
             handshake.kill(block=False)
             with contextlib.suppress(OSError):

@@ -1,0 +1,371 @@
+"""Where a daemon runs user code: inline in the connection's greenlet, or on a bounded pool of OS threads.
+
+Connections are always greenlets, so there is no connection ceiling; only
+the code that may block moves. Each daemon has one ``CallRunner`` and every
+server type asks it, so the rule lives here and nowhere else:
+
+* CALL_EXECUTION "inline" or "thread" forces one place for every call.
+* "auto" (the default) runs a method where its ``@cooperative`` /
+  ``@blocking`` mark says, else inline when the program is monkey-patched
+  (its blocking calls yield to gevent) and on a thread when it is not, or
+  when SERVERTYPE is Pyro5's "thread".
+
+A call on a thread is waited for cooperatively, so the hub keeps serving.
+After the call, the thread keeps its connection for a moment (it *lingers*)
+and answers the next request itself, as long as no other call is waiting for
+a thread: a sequential client then pays no handoff per call, as with Pyro5's
+thread-per-connection server, while threads still only bound calls in flight.
+
+Oneway calls start in the background at once and never hold up the loop or
+another connection (see _OnewayRunner for the limits).
+"""
+
+import collections
+import contextlib
+import logging
+import os
+import select
+import time
+import weakref
+
+import gevent
+import gevent.event
+import gevent.monkey
+import gevent.threadpool
+from gevent._hub_local import get_hub_if_exists
+from gevent.hub import get_hub
+
+from . import program
+from .exposure import get_execution_mark
+
+__all__ = ["INLINE", "THREAD", "AUTO", "CallRunner", "default_mode"]
+
+log = logging.getLogger("geopyro.execution")
+
+AUTO, INLINE, THREAD = "auto", "inline", "thread"
+MODES = (AUTO, INLINE, THREAD)
+
+LINGER = 0.25  # seconds a thread keeps its connection after a call, waiting for the next request
+IDLE_THREAD_TIMEOUT = 10.0  # seconds an idle pool thread stays before it exits
+POOL_EXIT_TIMEOUT = 1.0  # seconds an ending request loop waits for its pool threads' last tasks
+ONEWAY_GREENLETS = 1024  # inline oneway calls running at once per daemon
+ONEWAY_BACKLOG = 10000  # oneway calls that may wait for a free greenlet or thread; more are dropped
+DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about dropped oneway calls
+
+_real_poll = getattr(select, "poll", None) and gevent.monkey.get_original("select", "poll")
+_real_local = gevent.monkey.get_original("_threading_local", "local")
+_worker_state = _real_local()  # .runner is set while a pool thread runs a task of that runner
+
+
+def default_mode(settings):
+    """Where calls without a mark run: "inline" or "thread"."""
+    mode = settings.CALL_EXECUTION
+    if mode != AUTO:
+        return mode
+    if settings.SERVERTYPE == "thread":
+        return THREAD
+    return INLINE if program.is_patched() else THREAD
+
+
+def in_pool_thread():
+    """True inside a task of any CallRunner's thread pool (already off the hub)."""
+    return getattr(_worker_state, "runner", None) is not None
+
+
+def _run_guarded(runner, func, args):
+    """Run ``func`` on a pool thread; never raise (gevent would print it), return (ok, value)."""
+    _worker_state.runner = runner
+    try:
+        return True, func(*args)
+    except BaseException as exc:  # handed back to the waiting greenlet, which re-raises it
+        return False, exc
+    finally:
+        _worker_state.runner = None
+
+
+class CallRunner:
+    """Runs one daemon's user code where it belongs and waits for it without blocking the hub."""
+
+    def __init__(self, settings):
+        if settings.CALL_EXECUTION not in MODES:
+            raise ValueError("invalid CALL_EXECUTION %r (choose from %s)" % (settings.CALL_EXECUTION,
+                                                                           ", ".join(MODES)))
+        self.forced = settings.CALL_EXECUTION != AUTO
+        self.default = default_mode(settings)
+        self.size = settings.THREADPOOL_SIZE
+        if self.default == THREAD or not self.forced:
+            if self.size < 1 or settings.THREADPOOL_SIZE_MIN < 1:
+                raise ValueError("threadpool sizes must be greater than zero")
+            if settings.THREADPOOL_SIZE_MIN > self.size:
+                raise ValueError("minimum threadpool size must be less than or equal to max size")
+        self._pools = {}  # hub -> gevent ThreadPool for calls (a pool belongs to the hub that made it)
+        self._in_flight = 0  # calls handed to threads and not yet back (counted on the hub)
+        self._waiting = 0  # calls waiting for a free thread
+        self._lingering = set()  # tokens of threads lingering on their connection
+        self._woken = False  # a byte was written to the wake pipe and not drained yet
+        self._wake_r, self._wake_w = os.pipe()  # written to take lingering threads back
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._wake_pipe_finalizer = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        self._oneways = _OnewayRunner(self)
+        self.closed = False
+
+    def __repr__(self):
+        return "<CallRunner default=%s%s; %d in threads, %d lingering>" % (
+            self.default, " (forced)" if self.forced else "", self._in_flight, len(self._lingering))
+
+    # --- the decision ---
+
+    def where(self, clazz, method_name):
+        """INLINE or THREAD for a call of ``method_name`` on (an instance of) ``clazz``."""
+        if self.forced:
+            return self.default
+        return get_execution_mark(clazz, method_name) or self.default
+
+    @property
+    def uses_threads(self):
+        return self.default == THREAD
+
+    # --- running on a thread ---
+
+    def _thread_pool(self):
+        hub = get_hub()
+        pool = self._pools.get(hub)
+        if pool is None:
+            pool = self._pools[hub] = _make_pool(self.size, hub)
+        return pool
+
+    def call_in_thread(self, func, *args):
+        """Run ``func(*args)`` on a pool thread and return its result (or raise its error) to the caller.
+
+        The caller waits cooperatively. Called from one of our pool threads
+        already, it simply runs the function there.
+        """
+        if in_pool_thread():
+            return func(*args)
+        pool = self._thread_pool()
+        if self._in_flight >= self.size:
+            self._waiting += 1
+            if self._lingering:
+                self._take_threads_back()
+            try:
+                result = pool.spawn(_run_guarded, self, func, args)
+            finally:
+                self._waiting -= 1
+        else:
+            result = pool.spawn(_run_guarded, self, func, args)
+        self._in_flight += 1
+        try:
+            ok, value = result.get()
+        finally:
+            self._in_flight -= 1
+        if not ok:
+            try:
+                raise value
+            finally:
+                del value
+        return value
+
+    # --- lingering: a thread keeps its connection while nobody else needs a thread ---
+
+    def may_linger(self):
+        return not self.closed and self._waiting == 0
+
+    def start_lingering(self):
+        """(on a pool thread) This thread lingers on its connection: returns a token for ``stop_lingering``.
+
+        It is registered before looking for waiting calls; ``_take_threads_back`` looks the other way
+        round, so one of the two always sees the other.
+        """
+        token = object()
+        self._lingering.add(token)
+        return token
+
+    def stop_lingering(self, token):
+        self._lingering.discard(token)
+        if self._woken and not self._lingering:
+            self._woken = False
+            _drain(self._wake_r)
+
+    def _take_threads_back(self):
+        self._woken = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def wait_readable(self, fd, timeout):
+        """(on a pool thread) Wait up to ``timeout`` for ``fd`` to become readable; False when the wait ended
+        for another reason: the time is up, or a call is waiting for a thread, or the runner closes."""
+        if timeout <= 0 or not self.may_linger():
+            return False
+        wake_fd = self._wake_r
+        if _real_poll is not None:
+            poller = _real_poll()
+            poller.register(fd, select.POLLIN | select.POLLPRI)
+            poller.register(wake_fd, select.POLLIN)
+            events = poller.poll(timeout * 1000.0)
+            return any(ready_fd == fd for ready_fd, _ in events) and self.may_linger()
+        readable, _, _ = gevent.monkey.get_original("select", "select")([fd, wake_fd], [], [], timeout)
+        return fd in readable and self.may_linger()
+
+    # --- oneway calls ---
+
+    def start_oneway(self, where, func, args, label, conn, may_wait):
+        """Run ``func(*args)`` in the background (greenlet or thread as ``where`` says).
+
+        ``may_wait``: the caller is the connection's own greenlet, which may be made to wait when that
+        connection has too many oneway calls in progress (see _OnewayRunner).
+        """
+        self._oneways.start(where, func, args, label, conn, may_wait)
+
+    # --- ending ---
+
+    def release_this_hub(self):
+        """(a request loop of this thread ends) Let the pool threads made for this hub exit, and forget them.
+
+        Threads in the middle of a call finish it first.
+        """
+        hub = get_hub_if_exists()
+        released = [pools.pop(hub) for pools in (self._pools, self._oneways.pools) if hub in pools]
+        if not released:
+            return
+        deadline = time.monotonic() + POOL_EXIT_TIMEOUT
+        for pool in released:
+            with gevent.Timeout(max(0.0, deadline - time.monotonic()), False):
+                pool.join()  # tasks still queued or running (a disconnect hook, say) finish first
+            hub.loop.run_callback(pool.kill)  # from the hub itself kill() does not wait for busy threads
+        # wait (a little) for the threads to end: one still tearing down its own hub while the interpreter
+        # exits can crash it
+        pause = 0.001
+        while any(pool.size for pool in released) and time.monotonic() < deadline:
+            gevent.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def close(self):
+        """Stop lingering threads and let the pool threads exit once their current call is done."""
+        if self.closed:
+            return
+        self.closed = True
+        self._take_threads_back()
+        self._oneways.close()
+        for pools in (self._pools, self._oneways.pools):
+            for hub, pool in list(pools.items()):
+                with contextlib.suppress(Exception):  # the hub's loop may be gone; its threads then idle out
+                    hub.loop.run_callback_threadsafe(pool.kill)
+            pools.clear()
+
+    def linger_deadline(self):
+        return time.monotonic() + LINGER
+
+
+class _OnewayRunner:
+    """Starts oneway calls in greenlets or threads.
+
+    A oneway call starts at once while the daemon has room (ONEWAY_GREENLETS
+    greenlets, THREADPOOL_SIZE threads). One connection may hold at most half
+    of that room; a client that sends more is made to wait (its connection is
+    not read meanwhile), when it has a greenlet of its own that can wait. Past
+    the room, calls queue (ONEWAY_BACKLOG), and past that they are dropped with
+    a warning. Nothing here ever makes another connection, or a multiplex
+    loop, wait.
+    """
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.running = {INLINE: 0, THREAD: 0}
+        self.limits = {INLINE: ONEWAY_GREENLETS, THREAD: runner.size}
+        self.backlog = {INLINE: collections.deque(), THREAD: collections.deque()}
+        self.per_connection = {}  # connection -> its oneway calls started or queued, not yet done
+        self.room_for = {}  # connection -> Event set when it may start another oneway call
+        self.pools = {}  # hub -> thread pool for oneway calls (apart, so they never starve normal calls)
+        self.dropped = 0
+        self.last_drop_log = 0.0
+        self.closed = False
+
+    def start(self, where, func, args, label, conn, may_wait):
+        quota = max(1, self.limits[where] // 2)
+        while may_wait and self.per_connection.get(conn, 0) >= quota and not self.closed:
+            room = self.room_for.get(conn)
+            if room is None:
+                room = self.room_for[conn] = gevent.event.Event()
+            room.clear()
+            room.wait()
+        if self.closed:
+            return
+        if self.running[where] < self.limits[where]:
+            self._launch(where, func, args, conn)
+        elif len(self.backlog[where]) < ONEWAY_BACKLOG:
+            self._count(conn, 1)
+            self.backlog[where].append((func, args, conn))
+        else:
+            self._drop(label)
+
+    def _count(self, conn, change):
+        count = self.per_connection.get(conn, 0) + change
+        if count > 0:
+            self.per_connection[conn] = count
+        else:
+            self.per_connection.pop(conn, None)
+        if change < 0:
+            room = self.room_for.pop(conn, None)
+            if room is not None:
+                room.set()
+
+    def _launch(self, where, func, args, conn, counted=False):
+        self.running[where] += 1
+        if not counted:
+            self._count(conn, 1)
+        done = lambda _: self._finished(where, conn)  # noqa: E731
+        if where == INLINE:
+            gevent.spawn(func, *args).rawlink(done)
+        else:
+            self._pool().spawn(_run_guarded, self.runner, func, args).rawlink(done)
+
+    def _pool(self):
+        hub = get_hub()
+        pool = self.pools.get(hub)
+        if pool is None:
+            pool = self.pools[hub] = _make_pool(self.limits[THREAD], hub)
+        return pool
+
+    def _finished(self, where, conn):
+        self.running[where] -= 1
+        self._count(conn, -1)
+        backlog = self.backlog[where]
+        if backlog and not self.closed:
+            func, args, queued_conn = backlog.popleft()
+            self._launch(where, func, args, queued_conn, counted=True)
+
+    def _drop(self, label):
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self.last_drop_log >= DROP_LOG_INTERVAL:
+            self.last_drop_log = now
+            log.warning("oneway call %s dropped: %d oneway calls already wait their turn (%d dropped so far); the "
+                        "server cannot keep up with its oneway callers", label, ONEWAY_BACKLOG, self.dropped)
+
+    def close(self):
+        self.closed = True
+        for backlog in self.backlog.values():
+            backlog.clear()
+        for room in self.room_for.values():
+            room.set()
+        self.room_for.clear()
+
+
+def _make_pool(size, hub):
+    try:
+        return gevent.threadpool.ThreadPool(size, hub, idle_task_timeout=IDLE_THREAD_TIMEOUT)
+    except TypeError:  # an older gevent without idle_task_timeout
+        return gevent.threadpool.ThreadPool(size, hub)
+
+
+def _drain(fd):
+    with contextlib.suppress(OSError):
+        while os.read(fd, 512):
+            pass
+
+
+def _close_fds(*fds):
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
