@@ -20,6 +20,7 @@ from . import catalogue, harness, targets
 from .targets import UsageError
 
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+EXECUTIONS = ("auto", "inline", "thread")
 CELL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "n/a": "n/a", "xfail": "xfail", "xpass": "XPASS"}
 
 
@@ -37,6 +38,10 @@ def build_parser():
                     help="pytest-xdist workers (default: number of CPUs, 2..4; 0 = no xdist)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per-check time limit in seconds")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-check progress lines")
+    ap.add_argument("--execution", choices=EXECUTIONS, default="auto",
+                    help="where geopyro servers run calls: auto (a plain, unpatched program, as Pyro5 programs are: "
+                         "calls on threads), inline (a monkey-patched program, every call in its connection's "
+                         "greenlet), thread (every call on a thread); other targets ignore it")
     return ap
 
 
@@ -194,10 +199,12 @@ def run(args, pairs):
     # workers (and server subprocesses) must import this package
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [harness.PACKAGE_PARENT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    os.environ["CONFORMANCE_EXECUTION"] = args.execution  # read by the geopyro adapter in server processes
     pair_text = ",".join("%s/%s" % p for p in pairs)
-    print("conformance: %s  (%d checks in the catalogue, %s)"
+    print("conformance: %s  (%d checks in the catalogue, %s, execution %s)"
           % (", ".join("server %s / client %s" % p for p in pairs), len(catalogue.all_checks()),
-             "%d xdist workers" % workers if workers and _have_xdist() else "no xdist"), file=sys.stderr)
+             "%d xdist workers" % workers if workers and _have_xdist() else "no xdist", args.execution),
+          file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         ini = os.path.join(tmp, "pytest.ini")
         with open(ini, "w") as f:

@@ -18,6 +18,7 @@ import warnings
 import weakref
 
 import gevent
+import gevent.monkey
 from gevent import events as gevent_events
 from gevent._hub_local import get_hub_if_exists
 from gevent.hub import get_hub
@@ -31,6 +32,7 @@ _running = {}  # greenlet -> _InlineCall, for inline calls in progress
 _warned = set()  # method labels already reported
 _watchers = weakref.WeakKeyDictionary()  # hub -> [request loops watching it, whether we started its monitor]
 _subscribed = False
+_config_lock = gevent.monkey.get_original("_thread", "allocate_lock")()
 _tuned = False  # gevent's max_blocking_time has been set from a threshold of ours
 active = False  # True once a hub is watched: inline calls then register themselves
 
@@ -69,21 +71,22 @@ def watch_this_hub(threshold):
         gevent_events.subscribers.append(_on_gevent_event)
         _subscribed = True
     started = False
-    if hub.periodic_monitoring_thread is None:
-        settings = gevent.config
-        user_enabled = settings.monitor_thread
-        if not user_enabled:
-            # gevent's report would go to stderr; the warning logged here replaces it
-            settings.print_blocking_reports = False
-            settings.max_blocking_time = min(settings.max_blocking_time, threshold) if _tuned else threshold
-            _tuned = True
-        settings.monitor_thread = True
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "install psutil to monitor memory": not what we watch
-                started = hub.start_periodic_monitoring_thread() is not None
-        finally:
-            settings.monitor_thread = user_enabled  # hubs of other threads (pool workers) get no monitor
+    with _config_lock:  # gevent's settings are global: another thread's loop may be starting too
+        if hub.periodic_monitoring_thread is None:
+            settings = gevent.config
+            user_enabled = settings.monitor_thread
+            if not user_enabled:
+                # gevent's report would go to stderr; the warning logged here replaces it
+                settings.print_blocking_reports = False
+                settings.max_blocking_time = min(settings.max_blocking_time, threshold) if _tuned else threshold
+                _tuned = True
+            settings.monitor_thread = True
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "install psutil to monitor memory": not what we watch
+                    started = hub.start_periodic_monitoring_thread() is not None
+            finally:
+                settings.monitor_thread = user_enabled  # hubs of other threads (pool workers) get no monitor
     _watchers[hub] = [1, started]
     active = True
 

@@ -27,9 +27,11 @@ def run_conformance(tmp_path, *selection):
 
 @pytest.mark.parametrize("selection", [
     ("--target", "geopyro"),
+    ("--target", "geopyro", "--execution", "inline"),
+    ("--target", "geopyro", "--execution", "thread"),
     ("--target", "pyro5"),
     ("--server", "geopyro", "--client", "pyro5"),
-], ids=["geopyro", "pyro5", "geopyro-server-pyro5-client"])
+], ids=["geopyro", "geopyro-inline", "geopyro-thread", "pyro5", "geopyro-server-pyro5-client"])
 def test_conformance_suite_passes(tmp_path, selection):
     data, output = run_conformance(tmp_path, *selection)
     assert data["ok"] is True, output

@@ -33,7 +33,7 @@ class Target(types.SimpleNamespace):
     lacks {feature: reason}, server_setup() (run in a server subprocess after import).
 
     An adapter module may also define ``prepare_server_process()``, run in a server
-    subprocess before the implementation is imported (geopyro uses it to monkey-patch).
+    subprocess before the implementation is imported (geopyro uses it for --execution).
     """
 
     def lacks_reason(self, feature):

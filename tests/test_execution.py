@@ -1,0 +1,536 @@
+"""Where calls run, inside one process: every feature on both paths (inline and on pool threads), the
+marks and settings that choose, the thread pool's bound, oneway limits, the blocking detector, and the
+client following the program it is used in.
+
+This test process is not monkey-patched, so CALL_EXECUTION "auto" means threads here; the whole suite
+also runs patched (tests/test_under_monkeypatch.py), where "auto" means inline.
+"""
+
+import logging
+import threading
+import time
+import uuid
+
+import gevent
+import gevent.monkey
+import pytest
+
+import geopyro.api as api
+from geopyro import execution, program, socketutil
+from geopyro.callcontext import current_context
+from support import wait_until
+
+real_thread_id = gevent.monkey.get_original("_thread", "get_ident")
+
+
+@pytest.fixture(params=["inline", "thread"])
+def execution_mode(request, clean_config):
+    """Run the test with every call forced inline, then forced onto pool threads."""
+    clean_config.CALL_EXECUTION = request.param
+    return request.param
+
+
+def loop_thread(daemon):
+    assert wait_until(lambda: daemon.transportServer._loop.running)
+    return daemon.transportServer._loop.thread
+
+
+@api.expose
+class Probe:
+    def where(self):
+        return real_thread_id()
+
+    def context(self):
+        ctx = current_context
+        ctx.response_annotations["RESP"] = b"from the method"
+        return {"correlation_id": str(ctx.correlation_id), "annotation": bytes(ctx.annotations["XTRA"]).decode(),
+                "client_sock_addr": list(ctx.client_sock_addr), "client_peer": list(ctx.client.getpeername()),
+                "seq": ctx.seq}
+
+    def identity(self):
+        return {"id": self._pyroId, "daemon_location": self._pyroDaemon.locationStr}
+
+    def child(self):
+        child = Child()
+        self._pyroDaemon.register(child)
+        return child  # goes out as a proxy (autoproxy)
+
+    def call_back(self, listener, value):
+        return listener.answer(value) + 1
+
+    def numbers(self, count):
+        for number in range(count):
+            yield number
+
+    def fail(self):
+        return self._failing_helper()
+
+    def _failing_helper(self):
+        raise ValueError("failed inside the server")
+
+    def stop_daemon(self):
+        self._pyroDaemon.shutdown()
+        return "stopping"
+
+
+@api.expose
+class Child:
+    def name(self):
+        return "child"
+
+
+@api.expose
+class Listener:
+    def answer(self, value):
+        return value * 10
+
+
+def test_calls_run_inline_or_on_threads(daemons, servertype, execution_mode):
+    daemon = daemons.start()
+    uri = daemon.register(Probe())
+    with api.Proxy(uri) as probe:
+        ran_on = probe.where()
+    if execution_mode == "inline":
+        assert ran_on == loop_thread(daemon)
+    else:
+        assert ran_on != loop_thread(daemon)
+
+
+def test_call_context_both_ways(daemons, servertype, execution_mode):
+    uri = daemons.serve(Probe())
+    correlation = uuid.uuid4()
+    with api.Proxy(uri) as probe:
+        current_context.correlation_id = correlation
+        current_context.annotations = {"XTRA": b"sent along"}
+        seen = probe.context()
+        assert bytes(current_context.response_annotations["RESP"]) == b"from the method"
+        local = list(probe._pyroConnection.sock.getsockname())
+    assert seen["correlation_id"] == str(correlation)
+    assert seen["annotation"] == "sent along"
+    assert seen["client_sock_addr"] == local == seen["client_peer"]
+
+
+def test_instance_modes_and_creator(daemons, servertype, execution_mode):
+    made = []
+
+    def creator(clazz):
+        instance = clazz()
+        made.append((clazz.__name__, real_thread_id()))
+        return instance
+
+    classes = {}
+    for mode in ("session", "single", "percall"):
+        @api.behavior(instance_mode=mode, instance_creator=creator)
+        @api.expose
+        class Counted:
+            def me(self):
+                return id(self)
+        Counted.__name__ = mode
+        classes[mode] = Counted
+    daemon = daemons.start()
+    uris = {mode: daemon.register(clazz) for mode, clazz in classes.items()}
+    seen = {}
+    for mode, uri in uris.items():
+        for _ in range(2):  # two proxies (sessions), two calls each
+            with api.Proxy(uri) as proxy:
+                seen.setdefault(mode, []).extend([proxy.me(), proxy.me()])
+    assert len(set(seen["session"])) == 2 and seen["session"][0] == seen["session"][1]
+    assert len(set(seen["single"])) == 1
+    assert [name for name, _ in made].count("percall") == 4
+    creating_threads = {thread for _, thread in made}
+    if execution_mode == "inline":
+        assert creating_threads == {loop_thread(daemon)}  # user code: made where the call runs
+    else:
+        assert loop_thread(daemon) not in creating_threads
+
+
+def test_pyro_attributes_and_autoproxy(daemons, servertype, execution_mode):
+    daemon = daemons.start()
+    uri = daemon.register(Probe(), "probe")
+    with api.Proxy(uri) as probe:
+        assert probe.identity() == {"id": "probe", "daemon_location": daemon.locationStr}
+        child = probe.child()
+        assert isinstance(child, api.Proxy)
+        with child:
+            assert child.name() == "child"
+
+
+def test_callback_into_the_caller_from_the_call(daemons, servertype, execution_mode):
+    """The method calls back to a listener object the client serves, while the client waits for the call."""
+    uri = daemons.serve(Probe())
+    listener_daemon = daemons.start()  # the client's own daemon
+    listener_uri = listener_daemon.register(Listener())
+    with api.Proxy(uri) as probe, api.Proxy(listener_uri) as listener:
+        assert probe.call_back(listener, 4) == 41
+
+
+def test_streamed_results_and_batches(daemons, servertype, execution_mode):
+    uri = daemons.serve(Probe())
+    with api.Proxy(uri) as probe:
+        assert list(probe.numbers(5)) == [0, 1, 2, 3, 4]
+        batch = probe._pyroBatch()
+        batch.where()
+        batch.identity()
+        batch.fail()
+        results = batch()
+        assert isinstance(next(results), int)
+        assert "id" in next(results)
+        with pytest.raises(ValueError, match="failed inside the server"):
+            next(results)
+
+
+def test_errors_traceback_and_error_handler(daemons, servertype, execution_mode):
+    daemon = daemons.start()
+    uri = daemon.register(Probe())
+    handled = []
+    daemon.methodcall_error_handler = lambda d, client, method, vargs, kwargs, exc: handled.append(
+        (method.__name__, type(exc).__name__, real_thread_id()))
+    with api.Proxy(uri) as probe:
+        with pytest.raises(ValueError, match="failed inside the server") as info:
+            probe.fail()
+    assert "_failing_helper" in "".join(info.value._pyroTraceback)
+    assert handled and handled[0][:2] == ("fail", "ValueError")
+    assert (handled[0][2] == loop_thread(daemon)) is (execution_mode == "inline")
+
+
+def test_shutdown_from_inside_a_method(daemons, servertype, execution_mode):
+    daemon = daemons.start()
+    uri = daemon.register(Probe())
+    loop = daemons.running[-1][1]
+    with api.Proxy(uri) as probe:
+        assert probe.stop_daemon() == "stopping"  # the caller still gets its reply
+    loop.join(10)
+    assert not loop.is_alive()
+    assert daemon.transportServer is None
+
+
+# --- what decides where a call runs ---
+
+@api.expose
+class Marked:
+    def plain(self):
+        return real_thread_id()
+
+    @api.cooperative
+    def cooperative(self):
+        return real_thread_id()
+
+    @api.blocking
+    def blocking(self):
+        return real_thread_id()
+
+
+@api.behavior(execution="inline")
+@api.expose
+class InlineClass:
+    def method(self):
+        return real_thread_id()
+
+
+def test_marks_override_the_automatic_choice(daemons, servertype):
+    daemon = daemons.start()  # "auto" in an unpatched process: threads by default
+    uri = daemon.register(Marked())
+    inline_uri = daemon.register(InlineClass)
+    loop = loop_thread(daemon)
+    with api.Proxy(uri) as marked, api.Proxy(inline_uri) as inline_class:
+        assert marked.plain() != loop
+        assert marked.blocking() != loop
+        assert marked.cooperative() == loop
+        assert inline_class.method() == loop
+
+
+@pytest.mark.parametrize("forced", ["inline", "thread"])
+def test_call_execution_setting_overrides_the_marks(daemons, clean_config, forced):
+    clean_config.CALL_EXECUTION = forced
+    daemon = daemons.start()
+    uri = daemon.register(Marked())
+    loop = loop_thread(daemon)
+    with api.Proxy(uri) as marked:
+        for method in ("plain", "cooperative", "blocking"):
+            assert (getattr(marked, method)() == loop) is (forced == "inline"), method
+
+
+def test_decisions(clean_config):
+    def runner(**items):
+        settings = clean_config.copy()
+        for name, value in items.items():
+            setattr(settings, name, value)
+        return execution.CallRunner(settings)
+    assert runner().where(Marked, "plain") == "thread"  # this process is not patched
+    assert runner().where(Marked, "cooperative") == "inline"
+    assert runner(SERVERTYPE="thread").where(Marked, "plain") == "thread"
+    assert runner(SERVERTYPE="thread").where(Marked, "cooperative") == "inline"
+    assert runner(CALL_EXECUTION="inline").where(Marked, "blocking") == "inline"
+    assert runner(CALL_EXECUTION="thread").where(InlineClass, "method") == "thread"
+    for hostile_name in (None, 42, ["x"], {"a": 1}, "_private", "no such method"):
+        assert runner().where(Marked, hostile_name) == "thread"
+    with pytest.raises(ValueError):
+        clean_config.CALL_EXECUTION = "greenlet"
+    with pytest.raises(ValueError):
+        api.behavior(execution="sometimes")
+    with pytest.raises(ValueError, match="threadpool"):
+        runner(THREADPOOL_SIZE=0)
+
+
+# --- the thread pool and oneway calls ---
+
+class Gate:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.peak = 0
+        self.done = 0
+        self.release = threading.Event()
+
+    def enter_and_wait(self):
+        with self.lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        try:
+            self.release.wait(20)
+        finally:
+            with self.lock:
+                self.inside -= 1
+                self.done += 1
+
+
+def gate_service(gate):
+    @api.expose
+    class GateService:
+        def wait(self):
+            gate.enter_and_wait()
+            return "through"
+
+        @api.oneway
+        def wait_oneway(self):
+            gate.enter_and_wait()
+
+        def ping(self):
+            return "pong"
+    return GateService()
+
+
+def test_calls_beyond_the_pool_wait_their_turn(daemons, clean_config):
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 3, 1
+    gate = Gate()
+    uri = daemons.serve(gate_service(gate))
+    results = []
+    callers = [threading.Thread(target=lambda: results.append(api.Proxy(uri).wait())) for _ in range(6)]
+    for caller in callers:
+        caller.start()
+    assert wait_until(lambda: gate.inside == 3)
+    with api.Proxy(uri) as other:  # connections are never refused for it; the pool is full, so this waits too
+        other._pyroBind()
+        gate.release.set()
+        assert other.ping() == "pong"
+    for caller in callers:
+        caller.join(20)
+    assert results == ["through"] * 6
+    assert gate.peak == 3
+
+
+def test_oneway_flood_waits_on_its_own_connection_only(daemons, clean_config):
+    """Greenlet server: a client past its share of the oneway threads is no longer read; others are."""
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1  # one oneway thread per connection
+    gate = Gate()
+    daemon = daemons.start()
+    uri = daemon.register(gate_service(gate))
+    with api.Proxy(uri) as flood, api.Proxy(uri) as other:
+        for _ in range(5):
+            flood.wait_oneway()
+        assert wait_until(lambda: gate.inside == 1)
+        assert other.ping() == "pong"  # another connection is served meanwhile
+        other.wait_oneway()  # and its oneway call gets the second thread
+        assert wait_until(lambda: gate.inside == 2)
+        gate.release.set()
+        assert wait_until(lambda: gate.done == 6)  # none lost
+        assert flood.ping() == "pong"
+
+
+def test_oneway_calls_past_the_backlog_are_dropped_with_a_warning(daemons, clean_config, monkeypatch, caplog):
+    """Multiplex server (its loop must never wait): past the running limit calls queue, past the queue
+    they are dropped, and one warning says so."""
+    monkeypatch.setattr(execution, "ONEWAY_BACKLOG", 2)
+    clean_config.SERVERTYPE = "multiplex"
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
+    gate = Gate()
+    uri = daemons.serve(gate_service(gate))
+    caplog.set_level(logging.WARNING, logger="geopyro.execution")
+    with api.Proxy(uri) as proxy:
+        for _ in range(6):
+            proxy.wait_oneway()
+        assert wait_until(lambda: gate.inside == 1)
+        assert proxy.ping() == "pong"  # the loop answers: it did not wait for room
+        gate.release.set()
+        assert wait_until(lambda: gate.done == 3)  # one ran, two waited their turn
+        assert proxy.ping() == "pong"
+    time.sleep(0.1)
+    assert gate.done == 3  # the other three were dropped
+    dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "GateService.wait_oneway" in dropped[0].getMessage()
+
+
+# --- the blocking detector ---
+
+def test_blocking_detector_names_a_method_that_blocks_the_loop(daemons, clean_config, caplog):
+    clean_config.CALL_EXECUTION = "inline"
+    clean_config.BLOCKING_WARNING = 0.05
+
+    @api.expose
+    class Stalling:
+        def stall(self):
+            time.sleep(0.4)  # this process is not patched: the hub stops here
+
+        def polite(self):
+            gevent.sleep(0.4)  # yields: the hub keeps running
+
+    caplog.set_level(logging.WARNING, logger="geopyro.blockwatch")
+    uri = daemons.serve(Stalling())
+    with api.Proxy(uri) as proxy:
+        proxy.polite()
+        proxy.stall()
+        proxy.stall()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "geopyro.blockwatch"]
+    assert len(warnings) == 1, warnings  # one per method
+    assert "Stalling.stall" in warnings[0] and "blocked the gevent event loop" in warnings[0]
+    assert "@blocking" in warnings[0] and "patch_all" in warnings[0]
+
+
+def test_blocking_detector_off(daemons, clean_config, caplog):
+    clean_config.CALL_EXECUTION = "inline"
+    clean_config.BLOCKING_WARNING = 0
+
+    @api.expose
+    class StallingUnwatched:
+        def stall(self):
+            time.sleep(0.3)
+
+    caplog.set_level(logging.WARNING, logger="geopyro.blockwatch")
+    with api.Proxy(daemons.serve(StallingUnwatched())) as proxy:
+        proxy.stall()
+    assert not [r for r in caplog.records if r.name == "geopyro.blockwatch"]
+
+
+# --- the client follows the program ---
+
+def in_fresh_thread(func):
+    """Run ``func`` in a new plain thread (no gevent hub there yet); return its result or raise its error."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = func()
+        except BaseException as exc:
+            outcome["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_plain_code_gets_plain_blocking_sockets_and_greenlets_cooperative_ones(daemons, servertype):
+    uri = daemons.serve(Probe())
+
+    def plain_then_green():
+        seen = {"plain_cooperates": program.client_cooperates()}
+        with api.Proxy(uri) as probe:
+            probe.where()
+            seen["plain_socket"] = type(probe._pyroConnection.sock).__module__
+
+            def in_greenlet():
+                seen["green_cooperates"] = program.client_cooperates()
+                probe._pyroClaimOwnership()
+                probe.where()  # the same connection, now waited for through this thread's hub
+                seen["green_socket"] = type(probe._pyroConnection.sock).__module__
+            gevent.spawn(in_greenlet).get()
+            probe._pyroClaimOwnership()
+            probe.where()
+            seen["plain_again"] = type(probe._pyroConnection.sock).__module__
+        return seen
+
+    seen = in_fresh_thread(plain_then_green)
+    assert seen == {"plain_cooperates": False, "plain_socket": "socket", "green_cooperates": True,
+                    "green_socket": "gevent._socket3", "plain_again": "socket"}
+
+
+def test_a_thread_serving_a_daemon_cooperates(clean_config):
+    """Plain code on a thread whose hub serves a daemon waits through the hub (else it could deadlock)."""
+    def serve_and_call():
+        daemon = api.Daemon(host="127.0.0.1")
+        uri = daemon.register(Probe())
+        gevent.spawn(daemon.requestLoop)
+        try:
+            with api.Proxy(uri) as probe:
+                served_on = probe.where()
+                return program.client_cooperates(), type(probe._pyroConnection.sock).__module__, served_on
+        finally:
+            daemon.shutdown()
+    cooperates, socket_module, served_on = in_fresh_thread(serve_and_call)
+    assert cooperates and socket_module == "gevent._socket3"
+    assert isinstance(served_on, int)  # a blocking socket here would have stalled the daemon: no answer
+
+
+def test_futures_of_plain_code_run_on_threads(daemons, servertype):
+    """Made from plain code, an async call progresses while the caller never yields to gevent."""
+    @api.expose
+    class Slow:
+        def slow(self, value):
+            time.sleep(0.2)
+            return value
+
+    uri = daemons.serve(Slow())
+
+    def use_future():
+        with api.Proxy(uri) as proxy:
+            proxy._pyroAsync()
+            future = proxy.slow(7)
+            deadline = time.monotonic() + 10
+            while not future.ready and time.monotonic() < deadline:
+                time.sleep(0.01)  # plain sleeps: a greenlet-based future would never run
+            return future.ready, future.value, future.then(lambda value: value + 1).value
+    assert in_fresh_thread(use_future) == (True, 7, 8)
+
+
+def test_tls_client_in_plain_code(tmp_path, daemons, clean_config):
+    """A TLS connection made from plain code uses the standard library's ssl (blocking), and works."""
+    import certs
+    paths = certs.make_certs(tmp_path)
+    for name, value in certs.server_tls_config(paths, require_client_cert=False).items():
+        setattr(clean_config, name, value)
+    uri = daemons.serve(Probe())
+    for name, value in certs.client_tls_config(paths, client=None).items():
+        setattr(clean_config, name, value)
+
+    def call():
+        with api.Proxy(uri) as probe:
+            probe.where()
+            return type(probe._pyroConnection.sock).__module__
+    assert in_fresh_thread(call) == "ssl"
+
+
+def test_socket_conversion_keeps_the_timeout():
+    import socket
+    left, right = socket.socketpair()
+    with left, right:
+        conn = socketutil.SocketConnection(socketutil.to_gevent_socket(left))
+        conn.timeout = 2.5
+        conn.follow(cooperative=False)
+        assert conn.timeout == 2.5
+        conn.follow(cooperative=True)
+        assert conn.timeout == 2.5
+
+
+def test_errors_of_thread_calls_are_not_printed_by_gevent(daemons, clean_config, capfd):
+    """A failing call on a pool thread goes to the client only; gevent's hub does not print it."""
+    clean_config.CALL_EXECUTION = "thread"
+    with api.Proxy(daemons.serve(Probe())) as probe:
+        with pytest.raises(ValueError):
+            probe.fail()
+        with pytest.raises(AttributeError):
+            probe._pyroInvoke("no_such_method", (), {})
+    assert "Traceback" not in capfd.readouterr().err
