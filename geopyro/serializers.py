@@ -28,7 +28,7 @@ import uuid
 import msgpack
 import serpent
 
-from . import config, errors
+from . import config, errors, serpent_reader
 
 __all__ = ["SerializerBase", "SerpentSerializer", "MarshalSerializer", "JsonSerializer", "MsgpackSerializer",
            "serializers", "serializers_by_id", "get_serializer", "get_serializer_by_id"]
@@ -310,8 +310,16 @@ class SerpentSerializer(SerializerBase):
         return self._guarded_dumps(serpent.dumps, (obj, method, vargs, kwargs), False, True,
                                    config.SERPENT_BYTES_REPR)
 
+    @staticmethod
+    def _parse(data):
+        """The literal in serpent ``data`` (bytes or a memoryview): the fast reader first, else serpent."""
+        value = serpent_reader.read(codecs.decode(data, "utf-8"))
+        if value is serpent_reader.NOT_READ:
+            value = serpent.loads(data)
+        return value
+
     def _load(self, data):
-        return self.recreate_classes(serpent.loads(data))  # bytes or a memoryview: no copy
+        return self.recreate_classes(self._parse(data))
 
     def loads(self, data):
         return self._guarded_loads(self._load, data)
@@ -320,7 +328,7 @@ class SerpentSerializer(SerializerBase):
         return self._guarded_loads(self._load_call, data)
 
     def _load_call(self, data):
-        obj, method, vargs, kwargs = _check_call(serpent.loads(data))
+        obj, method, vargs, kwargs = _check_call(self._parse(data))
         return obj, method, self.recreate_classes(vargs), self.recreate_classes(kwargs) if kwargs else kwargs
 
     @classmethod

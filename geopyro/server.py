@@ -202,7 +202,8 @@ class Daemon:
         self._pyroInstances = {}
         self._streams = _Streams(settings)
         self._single_instance_lock = gevent.lock.Semaphore()  # gevent's semaphore works across threads too
-        self._busy = set()  # connections with a request being handled (their reply is still to come)
+        self._busy = set()  # connections in _dispatch: a call runs, or a pool thread lingers on them
+        self._executing = set()  # connections whose call runs or whose reply is being sent
         self._mustshutdown = False
         self.methodcall_error_handler = _default_methodcall_error_handler
         log.debug("daemon created on %s (pid %d)", self.locationStr, os.getpid())
@@ -518,8 +519,8 @@ class Daemon:
     def _dispatch(self, conn, msg):
         """Run the request in ``msg`` where it belongs and send the reply; re-raises only what must end the
         connection. A pool thread may go on serving the connection's next requests before this returns."""
-        busy = self._busy
-        busy.add(conn)
+        self._busy.add(conn)
+        self._executing.add(conn)
         try:
             item = self._prepare(conn, msg)
             while type(item) is _Call:
@@ -527,7 +528,8 @@ class Daemon:
             if item is not None:
                 self._deliver(conn, item)
         finally:
-            busy.discard(conn)
+            self._executing.discard(conn)
+            self._busy.discard(conn)
 
     def _prepare(self, conn, msg):
         """Parse a request: a _Call to run, or the _Outcome that answers it already (a ping, a bad request)."""
@@ -655,7 +657,10 @@ class Daemon:
                         stop = self._deliver_from_thread(conn, item)
                         if stop is not None:
                             return stop
+                    self._executing.discard(conn)  # replied: lingering is not a call in progress
                     item = self._next_request_on_thread(conn)
+                    if item is not None:
+                        self._executing.add(conn)
                     if item is None or type(item) is _Call and not self._runs_here(item):
                         return item
                     if type(item) is _Call:
@@ -831,7 +836,7 @@ class Daemon:
     def _in_own_call(self):
         """True when the caller is a call this daemon is serving (so waiting for its loop would deadlock)."""
         client = current_context.client
-        return client is not None and client in self._busy
+        return client is not None and client in self._executing
 
     def _housekeeping(self):
         if self._mustshutdown:

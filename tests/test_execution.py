@@ -6,6 +6,7 @@ This test process is not monkey-patched, so CALL_EXECUTION "auto" means threads 
 also runs patched (tests/test_under_monkeypatch.py), where "auto" means inline.
 """
 
+import itertools
 import logging
 import threading
 import time
@@ -118,13 +119,17 @@ def test_instance_modes_and_creator(daemons, servertype, execution_mode):
         made.append((clazz.__name__, real_thread_id()))
         return instance
 
+    serials = itertools.count()
     classes = {}
     for mode in ("session", "single", "percall"):
         @api.behavior(instance_mode=mode, instance_creator=creator)
         @api.expose
         class Counted:
+            def __init__(self):
+                self.serial = next(serials)  # not id(): a collected instance's id comes back
+
             def me(self):
-                return id(self)
+                return self.serial
         Counted.__name__ = mode
         classes[mode] = Counted
     daemon = daemons.start()

@@ -428,30 +428,26 @@ def test_ownership_unconnected_proxy(daemons, servertype):
 
 @pytest.mark.parametrize("how", ["close", "shutdown"])
 def test_server_stopped_mid_call(daemons, servertype, gate, how):
+    """Stopping a daemon while a call runs: that call still gets its reply (as with Pyro5), then the
+    connection is closed and the next call fails."""
     daemon = Daemon(host="127.0.0.1")
     uri = daemon.register(Service)
     daemons.start(daemon)
     p = Proxy(uri)
     p._pyroTimeout = 10  # a hang would show up as TimeoutError, not pass
-    one_call_at_a_time = servertype == "multiplex"
 
     def stop_when_inside():
         if gate.entered.wait(5):
-            if one_call_at_a_time:
-                gate.release.set()  # the loop itself runs the call: it can only stop after it (as in Pyro5)
+            gate.release.set()  # the call may finish now; the daemon stops meanwhile
             getattr(daemon, how)()
 
     stopper = threading.Thread(target=stop_when_inside)
     stopper.start()
     try:
-        if one_call_at_a_time:
-            assert p.slow() == "slow done"
-            stopper.join(10)
-            with pytest.raises(errors.CommunicationError):
-                p.echo(1)
-        else:
-            with pytest.raises(errors.ConnectionClosedError):
-                p.slow()
+        assert p.slow() == "slow done"
+        stopper.join(10)
+        with pytest.raises(errors.CommunicationError):
+            p.echo(1)
     finally:
         gate.release.set()
         stopper.join(10)
@@ -459,6 +455,25 @@ def test_server_stopped_mid_call(daemons, servertype, gate, how):
     assert p._pyroConnection is None
     with pytest.raises(errors.CommunicationError):
         p.echo(2)
+
+
+def test_call_running_past_the_shutdown_grace_loses_its_connection(daemons, gate, monkeypatch):
+    """A call that does not finish within the grace time after shutdown: its client's connection is cut."""
+    from geopyro.servers import greenlet as greenlet_server
+    monkeypatch.setattr(greenlet_server, "CALLS_FINISH_TIMEOUT", 0.2)
+    daemon = Daemon(host="127.0.0.1")
+    uri = daemon.register(Service)
+    daemons.start(daemon)
+    p = Proxy(uri)
+    p._pyroTimeout = 10
+    stopper = threading.Thread(target=lambda: gate.entered.wait(5) and daemon.shutdown())
+    stopper.start()
+    try:
+        with pytest.raises(errors.ConnectionClosedError):
+            p.slow()
+    finally:
+        gate.release.set()
+        stopper.join(10)
 
 
 def test_remote_exception_and_traceback(daemons, servertype):

@@ -15,12 +15,11 @@ import gevent.pool
 from gevent.server import StreamServer
 
 from .. import errors, program, socketutil
-from ..callcontext import current_context
 from . import common
 
 log = logging.getLogger("geopyro.servers.greenlet")
 
-CALLS_FINISH_TIMEOUT = 2.0  # seconds an ending request loop waits for calls in progress to send their replies
+CALLS_FINISH_TIMEOUT = 3.0  # seconds an ending request loop waits for calls in progress to send their replies
 
 
 class GreenletServer:
@@ -40,7 +39,6 @@ class GreenletServer:
         self._stop = None
         self._loop = common.LoopState()
         self._closed = False
-        self._calling_conn = None  # the connection whose call closed the daemon: it still gets its reply
         self._combined = []
         program.note_server_thread(self, self._sock_thread)
         log.info("greenlet server listening on %s", self.locationStr)
@@ -137,19 +135,17 @@ class GreenletServer:
     def close(self):
         """Stop accepting, close every client connection and the listening socket.
 
-        Called from inside a call of this daemon, that call still sends its
-        reply. Other calls in progress lose their connection at once (it is
-        shut down); a call running on a pool thread runs on to its end.
+        Calls in progress finish and send their replies first (for up to
+        CALLS_FINISH_TIMEOUT seconds), then their connections close too.
         """
         if self._closed:
             return
         self._closed = True
-        inside = self.daemon._in_own_call()
-        if inside:
-            self._calling_conn = current_context.client
         if self._loop.running:
             self._stop.set()
-            if self._loop.wait_stopped(5.0, handler_greenlets=self._handlers.greenlets, inside_call=inside):
+            inside = self.daemon._in_own_call()
+            if self._loop.wait_stopped(CALLS_FINISH_TIMEOUT + 5.0, handler_greenlets=self._handlers.greenlets,
+                                       inside_call=inside):
                 return  # the loop ended and closed everything in its own thread
             if common.os_thread_id() != self._loop.thread:
                 return  # still running over there: the loop closes everything as it ends
@@ -162,14 +158,14 @@ class GreenletServer:
         program.forget_server(self)
         if self._server is not None:
             self._server.stop_accepting()
-        busy = self.daemon._busy
+        busy, executing = self.daemon._busy, self.daemon._executing
         current = gevent.getcurrent()
         idle = []
         for conn, handler in list(self._connections.items()):
-            if conn is self._calling_conn:
-                continue  # its call ends with a reply, then the connection ends
+            if conn in executing:
+                continue  # its call finishes and replies; then the connection ends (the daemon is shutting down)
             if conn in busy:
-                conn.shutdown()  # a pool thread may still hold the descriptor: end the conversation, keep the fd
+                conn.shutdown()  # a pool thread lingers on it: wake it up, but keep the descriptor until it is back
             else:
                 conn.close()
                 if handler is not current:
@@ -180,9 +176,16 @@ class GreenletServer:
         log.debug("greenlet server on %s closed", self.locationStr)
 
     def _finish_calls_in_progress(self):
-        """(the loop greenlet, as the loop ends) Give calls in progress a moment to send their replies."""
-        busy = self.daemon._busy
+        """(the loop greenlet, as the loop ends) Let calls in progress send their replies, for a while;
+        then cut the connections of those still running (a pool thread runs on, but cannot reply)."""
         current = gevent.getcurrent()
-        handlers = [handler for conn, handler in self._connections.items() if conn in busy and handler is not current]
-        if handlers:
-            gevent.joinall(handlers, timeout=CALLS_FINISH_TIMEOUT)
+        handlers = {conn: handler for conn, handler in self._connections.items()
+                    if conn in self.daemon._busy and handler is not current}
+        if not handlers:
+            return
+        gevent.joinall(list(handlers.values()), timeout=CALLS_FINISH_TIMEOUT)
+        for conn, handler in handlers.items():
+            if not handler.dead:
+                log.warning("a call on connection %s did not finish within %g s of shutdown: connection closed",
+                            conn, CALLS_FINISH_TIMEOUT)
+                conn.shutdown()
