@@ -28,7 +28,7 @@ import uuid
 import msgpack
 import serpent
 
-from . import config, errors, serpent_reader
+from . import config, errors, serpent_fastpath
 
 __all__ = ["SerializerBase", "SerpentSerializer", "MarshalSerializer", "JsonSerializer", "MsgpackSerializer",
            "serializers", "serializers_by_id", "get_serializer", "get_serializer_by_id"]
@@ -304,17 +304,19 @@ class SerpentSerializer(SerializerBase):
     name = "serpent"
 
     def dumps(self, data):
-        return self._guarded_dumps(serpent.dumps, data, False, True, config.SERPENT_BYTES_REPR)
+        return serpent_fastpath.write(data) or self._guarded_dumps(serpent.dumps, data, False, True,
+                                                                   config.SERPENT_BYTES_REPR)
 
     def dumpsCall(self, obj, method, vargs, kwargs):
-        return self._guarded_dumps(serpent.dumps, (obj, method, vargs, kwargs), False, True,
-                                   config.SERPENT_BYTES_REPR)
+        call = (obj, method, vargs, kwargs)
+        return serpent_fastpath.write(call) or self._guarded_dumps(serpent.dumps, call, False, True,
+                                                                   config.SERPENT_BYTES_REPR)
 
     @staticmethod
     def _parse(data):
         """The literal in serpent ``data`` (bytes or a memoryview): the fast reader first, else serpent."""
-        value = serpent_reader.read(codecs.decode(data, "utf-8"))
-        if value is serpent_reader.NOT_READ:
+        value = serpent_fastpath.read(codecs.decode(data, "utf-8"))
+        if value is serpent_fastpath.NOT_READ:
             value = serpent.loads(data)
         return value
 

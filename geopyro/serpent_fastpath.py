@@ -1,6 +1,6 @@
-"""A fast reader for the serpent text most calls carry; anything else is left to serpent itself.
+"""Fast paths for the plain serpent data most calls carry; anything else is left to serpent itself.
 
-``serpent.loads`` parses with ``ast.literal_eval``, which first compiles the
+Reading. ``serpent.loads`` parses with ``ast.literal_eval``, which first compiles the
 text into a Python syntax tree: for a small call that is most of the CPU the
 whole request costs, on the client and on the server. Plain data as serpent
 writes it is very nearly JSON, which the standard library parses in C. When
@@ -18,13 +18,19 @@ commas elsewhere, comments, whitespace between tokens (serpent's indented
 form), other number forms, JSON-only words. The caller
 then hands the text to serpent, which reads it or reports what is wrong with
 it. Whatever ``read`` returns equals what ``ast.literal_eval`` returns for the
-same text (tests/test_serpent_reader.py checks this on generated texts).
+same text (tests/test_serpent_fastpath.py checks this on generated texts).
+
+Writing. ``serpent.dumps`` is a pure-Python visitor with a dispatch table,
+registries and cycle bookkeeping. ``write`` writes plain data (exactly str,
+int, bool, None, float, and tuples, lists and dicts of those) to the very
+text serpent would write, and returns None for anything else, so the caller
+asks serpent.
 """
 
 import json
 import re
 
-__all__ = ["read", "NOT_READ"]
+__all__ = ["read", "write", "NOT_READ"]
 
 NOT_READ = object()
 
@@ -83,3 +89,77 @@ def read(text):
         return _decode('"'.join(parts))
     except (ValueError, RecursionError):  # not JSON after all: serpent decides
         return NOT_READ
+
+
+_REPR_TYPES = frozenset((str, int, bool, type(None)))
+_KEY_TYPES = frozenset((str, int, bool))  # dict keys serpent writes as they are (it refuses None)
+MAX_WRITE_DEPTH = 50  # deeper data goes to serpent (which also tells a cycle from depth)
+
+
+def write(value):
+    """serpent's bytes for plain ``value``, header line included, or None when serpent must write it."""
+    out = [_HEADER]
+    try:
+        if not _write(value, out, 0):
+            return None
+        return "".join(out).encode("utf-8")
+    except (RecursionError, UnicodeEncodeError):
+        return None  # serpent says what is wrong
+
+
+def _write(value, out, depth):
+    kind = type(value)
+    if kind in _REPR_TYPES:
+        out.append(repr(value))
+        return True
+    if kind is float:
+        if value != value:
+            out.append("{'__class__':'float','value':'nan'}")  # there is no literal for NaN
+        elif value in (_INFINITY, -_INFINITY):
+            out.append("1e30000" if value > 0 else "-1e30000")  # a literal that overflows to infinity
+        else:
+            out.append(repr(value))
+        return True
+    if depth >= MAX_WRITE_DEPTH:
+        return False
+    depth += 1
+    if kind is tuple:
+        out.append("(")
+        for item in value:
+            if not _write(item, out, depth):
+                return False
+            out.append(",")
+        if len(value) > 1:
+            out[-1] = ")"
+        else:
+            out.append(")")
+        return True
+    if kind is list:
+        out.append("[")
+        for item in value:
+            if not _write(item, out, depth):
+                return False
+            out.append(",")
+        if value:
+            out[-1] = "]"
+        else:
+            out.append("]")
+        return True
+    if kind is dict:
+        out.append("{")
+        for key, item in value.items():
+            if type(key) not in _KEY_TYPES or not _write(key, out, depth):
+                return False
+            out.append(":")
+            if not _write(item, out, depth):
+                return False
+            out.append(",")
+        if value:
+            out[-1] = "}"
+        else:
+            out.append("}")
+        return True
+    return False
+
+
+_INFINITY = float("inf")
