@@ -9,6 +9,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBJECT_ID = "bench"
 ECHO_VALUE = 42  # the argument (and result) of every small call
+ECHO_TEXT = "hello"  # the argument of the client/server pairs' calls
 NOFILE_WANTED = 20000
 
 
@@ -64,6 +65,12 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def progress(text):
+    """One progress line on stderr (stdout is for results)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def ensure_root_on_path():

@@ -1,8 +1,10 @@
 """A load generator process: geopyro's client on gevent (the wire is the same for every server).
 
 Protocol with the runner: connect everything, print ``READY {...}``, wait for a ``GO`` line on
-stdin, run, print ``RESULT {...}`` and exit. Modes: latency, raw, oneway, bulk, fanin, io, idle;
-``--client pyro5`` runs the latency mode with Pyro5's own (threaded, blocking) client instead.
+stdin, run, print ``RESULT {...}`` and exit. Modes: latency, raw, oneway, bulk, fanin, io, idle,
+pairs, blocking; ``--client pyro5`` runs the latency mode with Pyro5's own (threaded, blocking)
+client instead. ``pairs`` answers every ``GO`` with one ``ROUND {...}`` until ``STOP``; ``--patch``
+monkey-patches the process first (then geopyro's client uses gevent sockets).
 """
 
 import argparse
@@ -277,14 +279,126 @@ def mode_bulk(args):
     return {"size": args.size, "calls": args.count, "times_s": times}
 
 
+# --- several client/server pairs, one proxy each, measured in alternating slices ---------------
+
+def make_proxy(client, uri, serializer):
+    """A bound proxy of the given client library (each follows this process: patched or not)."""
+    if client == "pyro5":
+        from Pyro5.api import Proxy
+    else:
+        from geopyro.api import Proxy
+    proxy = Proxy(uri)
+    proxy._pyroSerializer = serializer
+    proxy._pyroBind()
+    return proxy
+
+
+def read_command(patched):
+    """The runner's next stdin line; a patched process waits for it in a thread, leaving the hub free."""
+    if patched:
+        import gevent
+        return gevent.get_hub().threadpool.apply(sys.stdin.readline).strip()
+    return sys.stdin.readline().strip()
+
+
+def _slice(proxy, seconds, warmup):
+    """Calls/s and p50/p99 of sequential echo calls for ``seconds``, after ``warmup`` unmeasured calls."""
+    for _ in range(warmup):  # the other rows ran meanwhile: let caches and a lingering thread settle
+        proxy.echo(common.ECHO_TEXT)
+    res = _sequential(lambda: proxy.echo(common.ECHO_TEXT), seconds)
+    lat = sorted(res["latencies_us"])
+    return {"calls": res["calls"], "elapsed_s": res["elapsed_s"], "p50_us": lat[len(lat) // 2],
+            "p99_us": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+
+
+def mode_pairs(args):
+    """``--rows`` is a JSON list of {name, client, uri, serializer}; every GO measures each row once."""
+    rows = json.loads(args.rows)
+    proxies = {}
+    for row in rows:
+        proxies[row["name"]] = proxy = make_proxy(row["client"], row["uri"], row["serializer"])
+        for _ in range(200):
+            proxy.echo(common.ECHO_TEXT)
+    from geopyro import program
+    gevent_sockets = program.client_cooperates()
+    sys.stderr.write("patched: %s; geopyro's client uses gevent sockets: %s\n" % (args.patch, gevent_sockets))
+    emit("READY", {"connected": len(proxies), "patched": args.patch, "geopyro_client_uses_gevent": gevent_sockets})
+    rounds = 0
+    while read_command(args.patch) == "GO":
+        start = rounds % len(rows)  # each round starts at another row: no row always follows the same one
+        measured = {}
+        for row in rows[start:] + rows[:start]:
+            measured[row["name"]] = _slice(proxies[row["name"]], args.duration, args.warmup)
+        emit("ROUND", {"round": rounds, "rows": measured})
+        rounds += 1
+    for proxy in proxies.values():
+        proxy._pyroRelease()
+    return {"rounds": rounds}
+
+
+def mode_blocking(args):
+    """``--conns`` threads, each with its own proxy per server, call block(--sleep) at the same moment.
+
+    ``--rows`` is a JSON list of {name, client, uri}; the servers take turns, ``--count`` times each
+    (the first one alternates). Returns every repetition's wall time, from release to last reply.
+    """
+    import threading
+    rows = json.loads(args.rows)
+    plan = [rows[(rep + i) % len(rows)] for rep in range(args.count) for i in range(len(rows))]
+    marks, ends, errors = {}, [], []
+    ready = threading.Barrier(args.conns + 1)
+    start_line = threading.Barrier(args.conns + 1, action=lambda: marks.update(start=time.perf_counter()))
+    finish_line = threading.Barrier(args.conns + 1)
+
+    def worker():
+        try:
+            proxies = {row["name"]: make_proxy(row["client"], row["uri"], "serpent") for row in rows}
+            for proxy in proxies.values():
+                proxy.echo(common.ECHO_TEXT)
+        except Exception:
+            ready.abort()  # the main thread fails instead of waiting forever
+            raise
+        ready.wait()
+        for row in plan:
+            start_line.wait()
+            try:
+                proxies[row["name"]].block(args.sleep)
+                ends.append(time.perf_counter())
+            except Exception as exc:
+                errors.append("%s: %r" % (row["name"], exc))
+            finish_line.wait()
+        for proxy in proxies.values():
+            proxy._pyroRelease()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.conns)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    emit("READY", {"connected": args.conns * len(rows)})
+    if read_command(False) != "GO":
+        sys.exit("load generator: runner went away")
+    walls = {row["name"]: [] for row in rows}
+    for row in plan:
+        del ends[:]  # every worker waits at the start line now
+        start_line.wait()
+        finish_line.wait()
+        walls[row["name"]].append(max(ends) - marks["start"] if len(ends) == args.conns else None)
+    for t in threads:
+        t.join(10)
+    return {"walls_s": walls, "order": [row["name"] for row in plan], "errors": errors[:10]}
+
+
 MODES = {"fanin": mode_fanin, "io": mode_io, "idle": mode_idle, "latency": mode_latency, "raw": mode_raw,
-         "oneway": mode_oneway, "bulk": mode_bulk}
+         "oneway": mode_oneway, "bulk": mode_bulk, "pairs": mode_pairs, "blocking": mode_blocking}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=sorted(MODES), required=True)
-    parser.add_argument("--uri", required=True)
+    parser.add_argument("--uri", help="the server (every mode but pairs and blocking)")
+    parser.add_argument("--rows", help="pairs/blocking: JSON list of rows (name, client, uri, serializer)")
+    parser.add_argument("--warmup", type=int, default=20, help="pairs: unmeasured calls before each slice")
+    parser.add_argument("--patch", action="store_true", help="gevent.monkey.patch_all() before anything else")
     parser.add_argument("--client", choices=("geopyro", "pyro5"), default="geopyro")
     parser.add_argument("--serializer", default="serpent")
     parser.add_argument("--conns", type=int, default=1)
@@ -295,6 +409,9 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--connect-concurrency", type=int, default=64)
     args = parser.parse_args(argv)
+    if args.patch:
+        from gevent import monkey
+        monkey.patch_all()
     common.die_with_parent()
     common.raise_nofile()
     emit("RESULT", MODES[args.mode](args))

@@ -1,6 +1,7 @@
 """One benchmark server process: geopyro (greenlet | multiplex), Pyro5 (thread | multiplex) or raw gevent.
 
-Prints ``URI <uri>`` on stdout once it listens, then serves until killed.
+Prints ``URI <uri>`` on stdout once it listens, then serves until killed. ``--patch`` monkey-patches
+the process first (a gevent program), which is what makes a geopyro server run calls inline.
 """
 
 import argparse
@@ -24,6 +25,11 @@ def make_service(api, sleep):
 
         def sleep(self, seconds):
             sleep(seconds)
+            return seconds
+
+        def block(self, seconds):
+            """What plain blocking code does: time.sleep (gevent's when the process is patched)."""
+            time.sleep(seconds)
             return seconds
 
         def bulk(self, data):
@@ -74,7 +80,13 @@ def main(argv=None):
     parser.add_argument("--impl", choices=("geopyro", "pyro5", "raw"), required=True)
     parser.add_argument("--type", default="greenlet")
     parser.add_argument("--threadpool", type=int, default=0, help="Pyro5 THREADPOOL_SIZE (0: its default)")
+    parser.add_argument("--patch", action="store_true", help="gevent.monkey.patch_all() before anything else")
+    parser.add_argument("--execution", choices=("auto", "inline", "thread"), default="auto",
+                        help="geopyro CALL_EXECUTION")
     args = parser.parse_args(argv)
+    if args.patch:
+        from gevent import monkey
+        monkey.patch_all()
     common.die_with_parent()
     common.raise_nofile()
     if args.impl == "raw":
@@ -84,6 +96,7 @@ def main(argv=None):
         import gevent
         import geopyro.api as api
         sleep = gevent.sleep  # cooperative, as geopyro users write it
+        api.config.CALL_EXECUTION = args.execution
     else:
         import Pyro5.api as api
         sleep = time.sleep  # what Pyro5 thread-server users write
@@ -93,6 +106,8 @@ def main(argv=None):
     api.config.COMMTIMEOUT = 0.0
     daemon = api.Daemon(host="127.0.0.1")
     uri = daemon.register(make_service(api, sleep)(), common.OBJECT_ID)
+    if args.impl == "geopyro":  # into the log: where this server runs calls
+        sys.stderr.write("call execution: %s\n" % (daemon._calls.default,))
     print("URI %s" % uri, flush=True)
     daemon.requestLoop()
     return 0
