@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+BLOCKING_LIMIT = 1.3  # concurrent blocking calls on geopyro's thread pool: at most 1.3x Pyro5's wall time
 BULK_TOLERANCE = 0.95  # "no slower than Pyro5": within 5 % (run-to-run noise on a shared 2-core box)
 MARK_BEGIN = "<!-- BEGIN GENERATED RESULTS (python -m benchmarks rewrites this part) -->"
 MARK_END = "<!-- END GENERATED RESULTS -->"
@@ -82,6 +83,14 @@ def evaluate_targets(data):
         ratio = _ratio(g and g["calls_per_s"], r and r["calls_per_s"])
         add("latency: calls/s vs raw gevent ceiling", ">= 0.65x", ratio, ratio is not None and ratio >= 0.65,
             "geopyro greenlet %s vs raw %s calls/s" % (_n(g, "calls_per_s"), _n(r, "calls_per_s")))
+    if "blocking" in data["scenarios"]:
+        g = _row(data, "blocking", "geopyro server (unpatched)")
+        p = _row(data, "blocking", "Pyro5 thread server")
+        ratio = g and g.get("vs_pyro5")
+        add("blocking: %s concurrent time.sleep calls, wall vs Pyro5 thread" % (g and g["clients"]), "<= 1.3x",
+            ratio, ratio is not None and ratio <= BLOCKING_LIMIT,
+            "geopyro server (unpatched) %s vs Pyro5 thread %s ms, median of %s" % (
+                _n(g, "wall_s", 1000), _n(p, "wall_s", 1000), g and g["reps"]))
     if "fanin" in data["scenarios"]:
         levels = sorted({row["connections"] for row in data["scenarios"]["fanin"]["rows"] if "connections" in row})
         level = 1000 if 1000 in levels else (levels[-1] if levels else None)
@@ -148,7 +157,7 @@ def markdown_tables(data):
     sc = data["scenarios"]
     parts = []
     if "latency" in sc:
-        rows = sc["latency"]["rows"]
+        rows = [r for r in sc["latency"]["rows"] if r.get("table") != "pairs"]
         base = _row(data, "latency", "Pyro5 thread")
         raw = _row(data, "latency", "raw ceiling")
         cells = [[r["server"] + (" (reference)" if r.get("reference_only") else ""), _fmt(r["calls_per_s"]),
@@ -160,6 +169,11 @@ def markdown_tables(data):
         parts.append("### 1. Latency: one client, sequential echo(42) calls (serpent)\n\n" + _table(
             ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling", "server CPU us/call",
              "client CPU us/call"], cells + _errors(rows, 8)))
+        pairs = [r for r in sc["latency"]["rows"] if r.get("table") == "pairs"]
+        if pairs:
+            parts.append(pairs_table(pairs))
+    if "blocking" in sc:
+        parts.append(blocking_table(sc["blocking"]["rows"]))
     if "fanin" in sc:
         rows = sc["fanin"]["rows"]
         cells = [[r["server"], _fmt(r["connections"]), _fmt(r["connected"]), _fmt(r["refused"]),
@@ -227,6 +241,39 @@ def markdown_tables(data):
     return "\n\n".join(parts) + "\n"
 
 
+def pairs_table(rows):
+    """Client/server pairs: every ratio is a median of per-round ratios (see benchmarks/programs.py)."""
+    first = rows[0]
+    cells = [[r["server"], r["process"] + (", %s sockets" % r["client_sockets"] if r.get("client_sockets") else ""),
+              r["serializer"], _fmt(r["calls_per_s"]), _fmt(r["p50_us"], "{:,.1f}"),
+              _fmt(r["vs_baseline"], "{:.2f}x"), "%.2f-%.2f" % tuple(r["vs_baseline_iqr"]),
+              _fmt(r.get("vs_patched_baseline"), "{:.2f}x")] for r in rows]
+    return ("### 1b. Latency by client and server program: echo(\"hello\"), one connection per row\n\n"
+            "Two load processes, one unpatched and one monkey-patched by gevent (`patch_all()` first), hold one "
+            "proxy per row and measure every row for %g s per round (after a few unmeasured calls), the "
+            "processes taking turns; %d rounds. geopyro server (unpatched): default settings, calls on OS "
+            "threads; (patched): calls inline in the connection's greenlet. calls/s and p50: medians over the "
+            "rounds. **vs baseline**: median of the per-round ratios to `%s` measured in the same round by the "
+            "unpatched process with the same serializer; *middle half*: 25th-75th percentile of those ratios. "
+            "Rows of the patched process also give the ratio to `Pyro5 client (patched) -> Pyro5 thread server` "
+            "in their own process.\n\n" % (first["slice_s"], first["rounds"], first["baseline"].split(" (")[0])
+            + _table(["client -> server", "load process", "serializer", "calls/s", "p50 us", "vs baseline",
+                      "middle half", "vs patched-process baseline"], cells))
+
+
+def blocking_table(rows):
+    measured = [r for r in rows if "error" not in r]
+    r0 = measured[0] if measured else {}
+    cells = [[r["server"], r["client"], _fmt(r["clients"]), _fmt(r["wall_s"], "{:.3f}"), _fmt(r["x_ideal"], "{:.2f}x"),
+              _fmt(r.get("vs_pyro5"), "{:.2f}x"), _fmt(r.get("vs_pyro5_per_rep"), "{:.2f}x"),
+              " / ".join("{:,.0f}".format(w) for w in r["walls_ms"])] for r in measured]
+    return ("### 1c. Blocking: concurrent calls to a method doing time.sleep(%s s), median of %s repetitions\n\n"
+            "The servers take turns in every repetition; wall time runs from the release of all calls to the "
+            "last reply.\n\n" % (r0.get("sleep_s"), r0.get("reps"))
+            + _table(["server", "client", "calls at once", "wall s", "vs ideal", "vs Pyro5 thread (medians)",
+                      "vs Pyro5 thread (median per repetition)", "every repetition, ms"], cells + _errors(rows, 8)))
+
+
 # --- plot --------------------------------------------------------------------------------------
 
 def plot(data, path):
@@ -259,7 +306,8 @@ def plot(data, path):
                         va="bottom", fontsize=7)
 
     if "latency" in sc:
-        bars(axes[0][0], [r for r in sc["latency"]["rows"] if not r.get("reference_only")], "calls_per_s",
+        bars(axes[0][0], [r for r in sc["latency"]["rows"] if not r.get("reference_only") and r.get("table") != "pairs"],
+             "calls_per_s",
              "1. latency: sequential calls/s (one client)", "calls/s")
     if "fanin" in sc:
         ax = axes[0][1]

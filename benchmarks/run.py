@@ -1,6 +1,6 @@
 """The benchmark runner: starts servers and load generators in their own processes, prints ratios.
 
-    python -m benchmarks [--quick] [--output DIR] [--scenarios latency,fanin,...]
+    python -m benchmarks [--quick] [--output DIR] [--scenarios latency,blocking,...]
     python benchmarks/run.py ...
 
 Progress goes to stderr, one line per step; the tables go to stdout; DIR (default
@@ -24,19 +24,22 @@ from contextlib import contextmanager
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import common, report  # noqa: E402
+from benchmarks import common, programs, report  # noqa: E402
+from benchmarks.common import progress  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results")
-SCENARIOS = ("latency", "fanin", "io_bound", "bulk", "idle", "oneway")
+SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")
 SERVERS = (("geopyro", "greenlet"), ("geopyro", "multiplex"), ("pyro5", "thread"), ("pyro5", "multiplex"))
 
 PROFILES = {
     "default": dict(latency_s=5.0, oneway_calls=30000, bulk_size=10 * 1000 * 1000, bulk_calls=9, io_calls=1000,
                     io_sleep=0.05, io_bursts=5, fanin_levels=[100, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
-                    procs=2),
+                    procs=2, pairs_rounds=20, pairs_slice_s=0.25, blocking_clients=4, blocking_sleep=1.0,
+                    blocking_reps=5),
     "quick": dict(latency_s=0.3, oneway_calls=2000, bulk_size=1000 * 1000, bulk_calls=1, io_calls=100,
-                  io_sleep=0.05, io_bursts=2, fanin_levels=[100, 200], fanin_s=0.4, idle_conns=300, idle_settle_s=0.3, procs=2),
+                  io_sleep=0.05, io_bursts=2, fanin_levels=[100, 200], fanin_s=0.4, idle_conns=300, idle_settle_s=0.3, procs=2,
+                  pairs_rounds=2, pairs_slice_s=0.2, blocking_clients=4, blocking_sleep=0.3, blocking_reps=1),
 }
 
 
@@ -183,15 +186,26 @@ class Runner:
 
     @contextmanager
     def server(self, impl, kind, threadpool=0, extra_env=None):
-        args = ["-m", "benchmarks.server", "--impl", impl, "--type", kind]
-        if threadpool:
-            args += ["--threadpool", str(threadpool)]
-        child = self.spawn(args, "server-%s-%s" % (impl, kind), extra_env)
+        with self.servers([dict(impl=impl, kind=kind, threadpool=threadpool, extra_env=extra_env)]) as [started]:
+            yield started
+
+    @contextmanager
+    def servers(self, specs):
+        """Start servers together (dicts: impl, kind, threadpool, patch, extra_env); yield [(child, uri)]."""
+        children = []
         try:
-            uri = child.expect("URI", 30)
-            yield child, uri
+            for spec in specs:
+                args = ["-m", "benchmarks.server", "--impl", spec["impl"], "--type", spec["kind"]]
+                if spec.get("threadpool"):
+                    args += ["--threadpool", str(spec["threadpool"])]
+                if spec.get("patch"):
+                    args += ["--patch"]
+                name = "server-%s-%s%s" % (spec["impl"], spec["kind"], "-patched" if spec.get("patch") else "")
+                children.append(self.spawn(args, name, spec.get("extra_env")))
+            yield [(child, child.expect("URI", 30)) for child in children]
         finally:
-            self.stop(child)
+            for child in children:
+                self.stop(child)
 
     def load(self, uri, mode, conns=1, procs=1, between=None, timeout=180, server=None, bursts=1, extra_env=None,
              **opts):
@@ -205,7 +219,9 @@ class Runner:
         children = []
         try:
             for i, share in enumerate(shares):
-                args = ["-m", "benchmarks.load", "--mode", mode, "--uri", uri, "--conns", str(share)]
+                args = ["-m", "benchmarks.load", "--mode", mode, "--conns", str(share)]
+                if uri is not None:
+                    args += ["--uri", uri]
                 for key, value in opts.items():
                     args += ["--" + key.replace("_", "-"), str(value)]
                 children.append(self.spawn(args, "load-%s-%d" % (mode, i), extra_env))
@@ -253,7 +269,11 @@ class Runner:
         steps = [(label(i, k), run(i, k)) for i, k in SERVERS]
         steps.append(("raw ceiling", run("raw", "ceiling")))
         steps.append(("Pyro5 client -> Pyro5 thread", run("pyro5", "thread", client="pyro5")))
+        steps.append(("client/server pairs", lambda: programs.pairs_step(self)))
         return steps
+
+    def steps_blocking(self):
+        return [("4 clients, time.sleep", lambda: programs.blocking_step(self))]
 
     def steps_fanin(self):
         d = self.s["fanin_s"]
@@ -391,14 +411,10 @@ class Runner:
         return [(label(i, k), run(i, k)) for i, k in SERVERS]
 
 
-def progress(text):
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
 def run_all(runner, scenarios):
-    makers = {"latency": runner.steps_latency, "fanin": runner.steps_fanin, "io_bound": runner.steps_io,
-              "bulk": runner.steps_bulk, "idle": runner.steps_idle, "oneway": runner.steps_oneway}
+    makers = {"latency": runner.steps_latency, "blocking": runner.steps_blocking, "fanin": runner.steps_fanin,
+              "io_bound": runner.steps_io, "bulk": runner.steps_bulk, "idle": runner.steps_idle,
+              "oneway": runner.steps_oneway}
     plan = [(scenario, name, fn) for scenario in scenarios for name, fn in makers[scenario]()]
     results = {scenario: {"rows": []} for scenario in scenarios}
     started = time.monotonic()
@@ -406,11 +422,14 @@ def run_all(runner, scenarios):
         t0 = time.monotonic()
         try:
             row, summary = fn()
-        except StepError as exc:
+        except (StepError, programs.StepFailed) as exc:
             row, summary = {"server": name, "error": str(exc)}, "FAILED: %s" % str(exc).splitlines()[0]
         except Exception as exc:  # a broken step should not lose the others
             row, summary = {"server": name, "error": repr(exc)}, "FAILED: %r" % (exc,)
-        results[scenario]["rows"].append(row)
+        if isinstance(row, list):  # one step measured several rows together
+            results[scenario]["rows"].extend(row)
+        else:
+            results[scenario]["rows"].append(row)
         progress("[%2d/%d] %-8s %-32s %s  (%.1f s, total %.0f s)" % (
             i, len(plan), scenario, name, summary, time.monotonic() - t0, time.monotonic() - started))
     return results
