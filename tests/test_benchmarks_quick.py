@@ -10,15 +10,27 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIOS = ("latency", "fanin", "io_bound", "bulk", "idle", "oneway")
+SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")
 NUMERIC = {
     "latency": ("calls_per_s", "p50_us", "p99_us"),
+    "blocking": ("clients", "sleep_s", "wall_s", "x_ideal"),
     "fanin": ("connections", "connected", "refused", "calls_per_s", "p99_ms"),
     "io_bound": ("connections", "completed", "refused", "wall_s", "x_ideal"),
     "bulk": ("payload_mb", "mb_per_s", "seconds_per_call"),
     "idle": ("connections", "held", "refused", "rss_before_kb", "rss_after_kb", "kb_per_connection"),
     "oneway": ("sent", "processed", "calls_per_s"),
 }
+
+# the latency rows measured in alternating slices by an unpatched and a patched load process
+PAIRS = {
+    "Pyro5 client -> Pyro5 thread server": "unpatched",
+    "geopyro client -> geopyro server (unpatched)": "unpatched",
+    "geopyro client (patched) -> geopyro server (patched)": "patched",
+    "Pyro5 client -> geopyro server (unpatched)": "unpatched",
+    "geopyro client -> Pyro5 thread server": "unpatched",
+    "Pyro5 client (patched) -> Pyro5 thread server": "patched",
+}
+BLOCKING = ("geopyro server (unpatched)", "Pyro5 thread server")
 
 pytest.importorskip("Pyro5", reason="the benchmarks compare against Pyro5")
 
@@ -48,6 +60,9 @@ def test_quick_benchmark_run_produces_numbers(tmp_path):
         for row in measured:
             for key in NUMERIC[scenario]:
                 assert _is_number(row.get(key)), (scenario, row.get("server"), key, row.get(key))
+    _check_pairs(data["scenarios"]["latency"]["rows"])
+    _check_blocking(data["scenarios"]["blocking"]["rows"])
+    assert "1b. Latency by client and server program" in proc.stdout and "1c. Blocking" in proc.stdout
     assert data["targets"]
     for target in data["targets"]:
         assert _is_number(target["measured"]), target
@@ -58,3 +73,31 @@ def test_quick_benchmark_run_produces_numbers(tmp_path):
         assert not png.exists()
     else:
         assert png.stat().st_size > 0
+
+
+def _check_pairs(rows):
+    """Every pair with both serializers, with positive rates and ratios (no thresholds: numbers only)."""
+    pairs = {(row["server"], row["serializer"]): row for row in rows if row.get("table") == "pairs"}
+    for name, process in PAIRS.items():
+        for serializer in ("serpent", "msgpack"):
+            row = pairs.get((name, serializer))
+            assert row, (name, serializer, sorted(pairs))
+            assert row["process"] == process, row
+            assert row["rounds"] >= 2, row
+            for key in ("calls_per_s", "p50_us", "vs_baseline"):
+                assert _is_number(row[key]) and row[key] > 0, (name, serializer, key, row[key])
+            assert all(_is_number(v) and v > 0 for v in row["vs_baseline_iqr"]), row
+            if process == "patched":
+                assert _is_number(row["vs_patched_baseline"]) and row["vs_patched_baseline"] > 0, row
+    for serializer in ("serpent", "msgpack"):
+        assert pairs[("Pyro5 client -> Pyro5 thread server", serializer)]["vs_baseline"] == 1.0
+
+
+def _check_blocking(rows):
+    by_server = {row["server"]: row for row in rows}
+    assert set(BLOCKING) <= set(by_server), sorted(by_server)
+    for name in BLOCKING:
+        row = by_server[name]
+        assert row["clients"] == 4 and row["wall_s"] > 0 and len(row["walls_ms"]) == row["reps"], row
+    ratio = by_server["geopyro server (unpatched)"]["vs_pyro5"]
+    assert _is_number(ratio) and ratio > 0
