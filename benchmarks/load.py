@@ -3,7 +3,7 @@
 Protocol with the runner: connect everything, print ``READY {...}``, wait for a ``GO`` line on
 stdin, run, print ``RESULT {...}`` and exit. Modes: latency, raw, oneway, bulk, fanin, io, idle,
 pairs, blocking; ``--client pyro5`` runs the latency mode with Pyro5's own (threaded, blocking)
-client instead. ``pairs`` answers every ``GO`` with one ``ROUND {...}`` until ``STOP``; ``--patch``
+client instead. ``pairs`` answers every ``GO ...`` with one ``ROUND {...}`` until ``STOP``; ``--patch``
 monkey-patches the process first (then geopyro's client uses gevent sockets).
 """
 
@@ -312,7 +312,11 @@ def _slice(proxy, seconds, warmup):
 
 
 def mode_pairs(args):
-    """``--rows`` is a JSON list of {name, client, uri, serializer}; every GO measures each row once."""
+    """``--rows`` is a JSON list of {name, client, uri, serializer}.
+
+    Each ``GO <round> <serializer>`` measures that serializer's rows once, starting at another row
+    every round (no row always follows the same one), and answers ``ROUND {...}``.
+    """
     rows = json.loads(args.rows)
     proxies = {}
     for row in rows:
@@ -324,12 +328,17 @@ def mode_pairs(args):
     sys.stderr.write("patched: %s; geopyro's client uses gevent sockets: %s\n" % (args.patch, gevent_sockets))
     emit("READY", {"connected": len(proxies), "patched": args.patch, "geopyro_client_uses_gevent": gevent_sockets})
     rounds = 0
-    while read_command(args.patch) == "GO":
-        start = rounds % len(rows)  # each round starts at another row: no row always follows the same one
+    while True:
+        command = read_command(args.patch).split()
+        if command[:1] != ["GO"]:
+            break
+        number, serializer = int(command[1]), command[2]
+        chosen = [row for row in rows if row["serializer"] == serializer]
+        start = number % len(chosen)
         measured = {}
-        for row in rows[start:] + rows[:start]:
+        for row in chosen[start:] + chosen[:start]:
             measured[row["name"]] = _slice(proxies[row["name"]], args.duration, args.warmup)
-        emit("ROUND", {"round": rounds, "rows": measured})
+        emit("ROUND", {"round": number, "serializer": serializer, "rows": measured})
         rounds += 1
     for proxy in proxies.values():
         proxy._pyroRelease()

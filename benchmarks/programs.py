@@ -67,7 +67,7 @@ def load_args(process, uris, slice_s):
 
 
 def pairs_step(runner):
-    """Both load processes, one after the other in every round (alternating which goes first)."""
+    """Every round: per serializer, both load processes one after the other (alternating which goes first)."""
     s = runner.s
     names = list(SERVERS)
     with runner.servers([SERVERS[n] for n in names]) as started:
@@ -78,9 +78,12 @@ def pairs_step(runner):
             ready = {p: json.loads(child.expect("READY", 120)) for p, child in loads.items()}
             rounds = {p: [] for p in loads}
             for r in range(s["pairs_rounds"]):
-                for p in (UNPATCHED, PATCHED) if r % 2 == 0 else (PATCHED, UNPATCHED):
-                    loads[p].send("GO")
-                    rounds[p].append(json.loads(loads[p].expect("ROUND", 120))["rows"])
+                for p in loads:
+                    rounds[p].append({})
+                for i, ser in enumerate(SERIALIZERS):
+                    for p in (UNPATCHED, PATCHED) if (r + i) % 2 == 0 else (PATCHED, UNPATCHED):
+                        loads[p].send("GO %d %s" % (r, ser))
+                        rounds[p][r].update(json.loads(loads[p].expect("ROUND", 120))["rows"])
                 progress("         pairs round %d/%d: %s" % (r + 1, s["pairs_rounds"], round_line(rounds, r)))
             for child in loads.values():
                 child.send("STOP")

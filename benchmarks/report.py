@@ -250,8 +250,8 @@ def pairs_table(rows):
               _fmt(r.get("vs_patched_baseline"), "{:.2f}x")] for r in rows]
     return ("### 1b. Latency by client and server program: echo(\"hello\"), one connection per row\n\n"
             "Two load processes, one unpatched and one monkey-patched by gevent (`patch_all()` first), hold one "
-            "proxy per row and measure every row for %g s per round (after a few unmeasured calls), the "
-            "processes taking turns; %d rounds. geopyro server (unpatched): default settings, calls on OS "
+            "proxy per row and measure every row for %g s per round (after a few unmeasured calls); in each "
+            "round and for each serializer the processes take turns (which goes first alternates); %d rounds. geopyro server (unpatched): default settings, calls on OS "
             "threads; (patched): calls inline in the connection's greenlet. calls/s and p50: medians over the "
             "rounds. **vs baseline**: median of the per-round ratios to `%s` measured in the same round by the "
             "unpatched process with the same serializer; *middle half*: 25th-75th percentile of those ratios. "
