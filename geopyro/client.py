@@ -44,7 +44,7 @@ class Proxy:
         "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
         "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroLocalSocket",
         "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_pyroAsyncMode",
-        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower",
+        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower", "_Proxy__leases",
     ])
 
     def __init__(self, uri, connected_socket=None):
@@ -69,6 +69,7 @@ class Proxy:
         self.__timeout = config.COMMTIMEOUT or None
         self.__owner = getcurrent()
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
+        self.__leases = set()  # leases handed out and not yet given back
         self.__lock = gevent.lock.RLock()
         current_context.response_annotations = {}
         if connected_socket is not None:
@@ -156,6 +157,7 @@ class Proxy:
         self._pyroAsyncMode = False
         self.__owner = None  # a deserialized or copied proxy belongs to whoever uses it first
         self.__borrower = None
+        self.__leases = set()
         self.__lock = gevent.lock.RLock()
 
     def __copy__(self):
@@ -229,7 +231,9 @@ class Proxy:
         call on the owner's behalf: async futures and batches run their call in a greenlet or thread of their
         own. The call lock is held meanwhile; the owner stays the owner."""
         self.__check_owner()
-        return _Lease(self)
+        lease = _Lease(self)
+        self.__leases.add(lease)
+        return lease
 
     def _pyroLend(self):
         """(used by _Lease) Take the call lock and let the current greenlet use the proxy beside its owner."""
@@ -237,8 +241,9 @@ class Proxy:
         previous, self.__borrower = self.__borrower, getcurrent()
         return previous
 
-    def _pyroGiveBack(self, previous):
+    def _pyroGiveBack(self, previous, lease):
         self.__borrower = previous
+        self.__leases.discard(lease)
         self.__lock.release()
 
     def _pyroGetMetadata(self, objectId=None, known_metadata=None):
@@ -287,6 +292,9 @@ class Proxy:
 
     def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
         """Send one INVOKE and (unless oneway) wait for and return its result."""
+        if getcurrent() is self.__owner and not self.__leases:
+            # only the owner can hand out leases, and it is busy here: nobody can need the lock meanwhile
+            return self.__invoke(methodname, vargs, kwargs, flags, objectId)
         self.__check_owner()
         with self.__lock:
             return self.__invoke(methodname, vargs, kwargs, flags, objectId)
@@ -472,7 +480,7 @@ class _Lease:
         return self.proxy
 
     def __exit__(self, *exc_info):
-        self.proxy._pyroGiveBack(self.previous)
+        self.proxy._pyroGiveBack(self.previous, self)
 
 
 def _location_str(location):

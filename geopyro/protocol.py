@@ -193,9 +193,10 @@ class MessageReader:
 
     def feed(self, data):
         """Add received bytes. Raises ProtocolError as soon as the bytes cannot be a message."""
-        self._buf += data
-        if self._header is None:
-            check_prefix(self._buf)
+        buf = self._buf
+        buf += data
+        if self._header is None and (len(buf) < HEADER_SIZE or buf[:6] != _PREFIX):
+            check_prefix(buf)  # early: garbage is refused before a whole header has come
 
     @property
     def buffered(self):

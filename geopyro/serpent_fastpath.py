@@ -69,6 +69,8 @@ def read(text):
         return NOT_READ
     if text.startswith(_HEADER):
         text = text[len(_HEADER):]
+    if text[:1] == "'" and text.count("'") == 2 and text[-1:] == "'" and text.isprintable():
+        return text[1:-1]  # one plain string, the most common reply
     parts = text.split("'")  # outside, string, outside, string, ..., outside
     if not len(parts) & 1:
         return NOT_READ  # a quote left open
