@@ -18,6 +18,7 @@ import contextlib
 import logging
 import marshal
 import sys
+import threading
 
 import gevent
 import gevent.event
@@ -44,7 +45,7 @@ class Proxy:
         "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
         "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroLocalSocket",
         "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_pyroAsyncMode",
-        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower", "_Proxy__leases",
+        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower",
     ])
 
     def __init__(self, uri, connected_socket=None):
@@ -69,8 +70,7 @@ class Proxy:
         self.__timeout = config.COMMTIMEOUT or None
         self.__owner = getcurrent()
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
-        self.__leases = set()  # leases handed out and not yet given back
-        self.__lock = gevent.lock.RLock()
+        self.__lock = gevent.lock.Semaphore()  # one call at a time (not reentrant: see _pyroInvoke)
         current_context.response_annotations = {}
         if connected_socket is not None:
             self.__connect(False, socketutil.to_gevent_socket(connected_socket))
@@ -157,8 +157,7 @@ class Proxy:
         self._pyroAsyncMode = False
         self.__owner = None  # a deserialized or copied proxy belongs to whoever uses it first
         self.__borrower = None
-        self.__leases = set()
-        self.__lock = gevent.lock.RLock()
+        self.__lock = gevent.lock.Semaphore()
 
     def __copy__(self):
         other = object.__new__(type(self))
@@ -231,9 +230,7 @@ class Proxy:
         call on the owner's behalf: async futures and batches run their call in a greenlet or thread of their
         own. The call lock is held meanwhile; the owner stays the owner."""
         self.__check_owner()
-        lease = _Lease(self)
-        self.__leases.add(lease)
-        return lease
+        return _Lease(self)
 
     def _pyroLend(self):
         """(used by _Lease) Take the call lock and let the current greenlet use the proxy beside its owner."""
@@ -241,9 +238,8 @@ class Proxy:
         previous, self.__borrower = self.__borrower, getcurrent()
         return previous
 
-    def _pyroGiveBack(self, previous, lease):
+    def _pyroGiveBack(self, previous):
         self.__borrower = previous
-        self.__leases.discard(lease)
         self.__lock.release()
 
     def _pyroGetMetadata(self, objectId=None, known_metadata=None):
@@ -292,11 +288,10 @@ class Proxy:
 
     def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
         """Send one INVOKE and (unless oneway) wait for and return its result."""
-        if getcurrent() is self.__owner and not self.__leases:
-            # only the owner can hand out leases, and it is busy here: nobody can need the lock meanwhile
-            return self.__invoke(methodname, vargs, kwargs, flags, objectId)
+        if getcurrent() is self.__borrower:
+            return self.__invoke(methodname, vargs, kwargs, flags, objectId)  # its lease holds the lock
         self.__check_owner()
-        with self.__lock:
+        with self.__lock:  # a lease's call, or a misused proxy, must not interleave with this one
             return self.__invoke(methodname, vargs, kwargs, flags, objectId)
 
     def __invoke(self, methodname, vargs, kwargs, flags, objectId):
@@ -326,8 +321,9 @@ class Proxy:
             if flags & protocol.FLAGS_ONEWAY:
                 return None
             msg = connection.recv_message(config.MAX_MESSAGE_SIZE, (protocol.MSG_RESULT,))
-        except (errors.CommunicationError, KeyboardInterrupt, gevent.GreenletExit):
-            # the stream is now out of step; a fresh connection is the only safe way on
+        except BaseException:
+            # whatever interrupted us (a lost connection, a timeout, Ctrl-C, a killed greenlet), the reply of
+            # this request may still come: the stream is out of step, and a fresh connection is the only way on
             self._pyroRelease()
             raise
         if msg.seq != self._pyroSeq:
@@ -379,7 +375,8 @@ class Proxy:
             uri = core.resolve(self._pyroUri)
             self.__handshake(uri, replace_uri)
         if not self._pyroMethods and not self._pyroAttrs:
-            self._pyroGetMetadata(uri.object)
+            # (not through _pyroGetMetadata: this may run inside a call that holds the lock)
+            self.__process_metadata(self.__invoke("get_metadata", [uri.object], {}, 0, core.DAEMON_NAME))
         return True
 
     def __handshake(self, uri, replace_uri):
@@ -480,7 +477,7 @@ class _Lease:
         return self.proxy
 
     def __exit__(self, *exc_info):
-        self.proxy._pyroGiveBack(self.previous, self)
+        self.proxy._pyroGiveBack(self.previous)
 
 
 def _location_str(location):
@@ -636,8 +633,9 @@ class Future:
     ``ready`` says whether it is there, ``wait(timeout)`` waits and says,
     ``then(fn)`` returns a new Future of ``fn(value)``. Like a proxy, it follows
     the program: made where the caller cooperates with gevent, it runs in a
-    greenlet; made from plain code, it runs on a thread, so the call goes on
-    while the caller keeps working (as Pyro4's async calls did).
+    greenlet; made from plain code, it runs on a thread of its own (a daemon
+    thread: it never keeps the program from exiting), so the call goes on
+    while the caller keeps working, as Pyro4's async calls did.
     """
 
     def __init__(self, func, *args, **kwargs):
@@ -647,7 +645,18 @@ class Future:
             gevent.spawn(self._run, func, args, kwargs)
         else:
             self._result = None
-            self._thread_result = _client_threads().submit(func, *args, **kwargs)
+            self._thread_result = concurrent.futures.Future()
+            threading.Thread(target=self._run_on_thread, args=(func, args, kwargs), daemon=True,
+                             name="geopyro-future").start()
+
+    def _run_on_thread(self, func, args, kwargs):
+        result = self._thread_result
+        if not result.set_running_or_notify_cancel():
+            return
+        try:
+            result.set_result(func(*args, **kwargs))
+        except BaseException as exc:  # delivered to whoever reads .value
+            result.set_exception(exc)
 
     def _run(self, func, args, kwargs):
         try:
@@ -690,17 +699,6 @@ class Future:
 
     def __repr__(self):
         return "<geopyro.client.Future %s>" % ("ready" if self.ready else "pending")
-
-
-CLIENT_THREADS = 64  # threads running the Futures made from plain code, at most
-_client_executor = None
-
-
-def _client_threads():
-    global _client_executor
-    if _client_executor is None:
-        _client_executor = concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS, "geopyro-future")
-    return _client_executor
 
 
 class _AsyncRemoteMethod:

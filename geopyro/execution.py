@@ -11,10 +11,11 @@ server type asks it, so the rule lives here and nowhere else:
   when SERVERTYPE is Pyro5's "thread".
 
 A call on a thread is waited for cooperatively, so the hub keeps serving.
-After the call, the thread keeps its connection for a moment (it *lingers*)
-and answers the next request itself, as long as no other call is waiting for
-a thread: a sequential client then pays no handoff per call, as with Pyro5's
-thread-per-connection server, while threads still only bound calls in flight.
+After the call, the thread keeps its connection (it *lingers*) and answers
+the next request itself: a connection's calls keep running on one thread, as
+with Pyro5's thread per connection, and a sequential client pays no handoff
+per call. A call that finds every thread taken takes back the thread that has
+lingered longest, so threads still only bound calls in progress.
 
 Oneway calls start in the background at once and never hold up the loop or
 another connection (see _OnewayRunner for the limits).
@@ -45,7 +46,7 @@ log = logging.getLogger("geopyro.execution")
 AUTO, INLINE, THREAD = "auto", "inline", "thread"
 MODES = (AUTO, INLINE, THREAD)
 
-LINGER = 0.25  # seconds a thread keeps its connection after a call, waiting for the next request
+SLOW_THREAD_WARNING = 5.0  # seconds a call may wait for a pool thread before a warning says so
 IDLE_THREAD_TIMEOUT = 10.0  # seconds an idle pool thread stays before it exits
 POOL_EXIT_TIMEOUT = 1.0  # seconds an ending request loop waits for its pool threads' last tasks
 ONEWAY_GREENLETS = 1024  # inline oneway calls running at once per daemon
@@ -53,7 +54,8 @@ ONEWAY_BACKLOG = 10000  # oneway calls that may wait for a free greenlet or thre
 DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about dropped oneway calls
 
 _real_poll = getattr(select, "poll", None) and gevent.monkey.get_original("select", "poll")
-_real_local = gevent.monkey.get_original("_threading_local", "local")
+_real_local = gevent.monkey.get_original("_thread", "_local")  # C thread-local: cleared when a thread ends
+_real_lock = gevent.monkey.get_original("_thread", "allocate_lock")
 _worker_state = _real_local()  # .runner is set while a pool thread runs a task of that runner
 
 
@@ -101,17 +103,14 @@ class CallRunner:
         self._pools = {}  # hub -> gevent ThreadPool for calls (a pool belongs to the hub that made it)
         self._in_flight = 0  # calls handed to threads and not yet back (counted on the hub)
         self._waiting = 0  # calls waiting for a free thread
-        self._lingering = set()  # tokens of threads lingering on their connection
-        self._woken = False  # a byte was written to the wake pipe and not drained yet
-        self._wake_r, self._wake_w = os.pipe()  # written to take lingering threads back
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
-        self._wake_pipe_finalizer = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        self._lingering = collections.OrderedDict()  # the threads lingering on their connection, longest first
+        self._linger_lock = _real_lock()  # _lingering and _waiting, between the hub and pool threads
+        self.idle_timeout = settings.COMMTIMEOUT or None  # a lingering thread gives up its connection then
         self._oneways = _OnewayRunner(self)
         self.closed = False
 
     def __repr__(self):
-        return "<CallRunner default=%s%s; %d in threads, %d lingering>" % (
+        return "<CallRunner default=%s%s; %d on threads, %d lingering>" % (
             self.default, " (forced)" if self.forced else "", self._in_flight, len(self._lingering))
 
     # --- the decision ---
@@ -145,13 +144,16 @@ class CallRunner:
             return func(*args)
         pool = self._thread_pool()
         if self._in_flight >= self.size:
-            self._waiting += 1
-            if self._lingering:
-                self._take_threads_back()
+            with self._linger_lock:
+                self._waiting += 1
+                self._take_threads_back(1)  # the thread that lingered longest gives its connection back
+            warning = gevent.spawn_later(SLOW_THREAD_WARNING, _warn_no_thread, self.size)
             try:
                 result = pool.spawn(_run_guarded, self, func, args)
             finally:
-                self._waiting -= 1
+                warning.kill(block=False)
+                with self._linger_lock:
+                    self._waiting -= 1
         else:
             result = pool.spawn(_run_guarded, self, func, args)
         self._in_flight += 1
@@ -167,45 +169,48 @@ class CallRunner:
         return value
 
     # --- lingering: a thread keeps its connection while nobody else needs a thread ---
-
-    def may_linger(self):
-        return not self.closed and self._waiting == 0
+    #
+    # After a call, its pool thread waits on the connection for the next request, so that a connection's
+    # calls keep running on the same thread (as with Pyro5's thread per connection: thread-bound state in
+    # a session, an sqlite3 connection say, keeps working) and cost no handoff. A call that finds every
+    # thread taken takes back the thread that has lingered longest: threads still bound calls in progress,
+    # never connections.
 
     def start_lingering(self):
-        """(on a pool thread) This thread lingers on its connection: returns a token for ``stop_lingering``.
+        """(on a pool thread) Linger: returns this thread's lingerer, or None when a call waits for a thread."""
+        lingerer = _this_threads_lingerer()
+        with self._linger_lock:
+            if self.closed or self._waiting:
+                return None
+            self._lingering[lingerer] = True
+        return lingerer
 
-        It is registered before looking for waiting calls; ``_take_threads_back`` looks the other way
-        round, so one of the two always sees the other.
-        """
-        token = object()
-        self._lingering.add(token)
-        return token
+    def stop_lingering(self, lingerer):
+        with self._linger_lock:
+            self._lingering.pop(lingerer, None)
+        lingerer.reset()
 
-    def stop_lingering(self, token):
-        self._lingering.discard(token)
-        if self._woken and not self._lingering:
-            self._woken = False
-            _drain(self._wake_r)
+    def _take_threads_back(self, count=None):
+        """(with _linger_lock) Wake ``count`` lingering threads (all when None), the longest lingering first."""
+        while self._lingering and (count is None or count > 0):
+            lingerer, _ = self._lingering.popitem(last=False)
+            lingerer.wake()
+            if count is not None:
+                count -= 1
 
-    def _take_threads_back(self):
-        self._woken = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def wait_readable(self, fd, timeout):
-        """(on a pool thread) Wait up to ``timeout`` for ``fd`` to become readable; False when the wait ended
-        for another reason: the time is up, or a call is waiting for a thread, or the runner closes."""
-        if timeout <= 0 or not self.may_linger():
-            return False
-        wake_fd = self._wake_r
+    def wait_readable(self, fd, lingerer, timeout):
+        """(on a pool thread) Wait for ``fd`` to become readable; False when the wait ended otherwise: the
+        time is up, or the thread was taken back (a call needs it, or the daemon closes)."""
         if _real_poll is not None:
             poller = _real_poll()
             poller.register(fd, select.POLLIN | select.POLLPRI)
-            poller.register(wake_fd, select.POLLIN)
-            events = poller.poll(timeout * 1000.0)
-            return any(ready_fd == fd for ready_fd, _ in events) and self.may_linger()
-        readable, _, _ = gevent.monkey.get_original("select", "select")([fd, wake_fd], [], [], timeout)
-        return fd in readable and self.may_linger()
+            poller.register(lingerer.wake_fd, select.POLLIN)
+            events = poller.poll(None if timeout is None else timeout * 1000.0)
+            readable = any(ready_fd == fd for ready_fd, _ in events)
+        else:
+            readable = fd in gevent.monkey.get_original("select", "select")([fd, lingerer.wake_fd], [], [],
+                                                                          timeout)[0]
+        return readable and not lingerer.woken
 
     # --- oneway calls ---
 
@@ -228,6 +233,8 @@ class CallRunner:
         released = [pools.pop(hub) for pools in (self._pools, self._oneways.pools) if hub in pools]
         if not released:
             return
+        with self._linger_lock:
+            self._take_threads_back()  # lingering threads give their connections back to their greenlets
         deadline = time.monotonic() + POOL_EXIT_TIMEOUT
         for pool in released:
             with gevent.Timeout(max(0.0, deadline - time.monotonic()), False):
@@ -245,7 +252,8 @@ class CallRunner:
         if self.closed:
             return
         self.closed = True
-        self._take_threads_back()
+        with self._linger_lock:
+            self._take_threads_back()
         self._oneways.close()
         for pools in (self._pools, self._oneways.pools):
             for hub, pool in list(pools.items()):
@@ -253,8 +261,40 @@ class CallRunner:
                     hub.loop.run_callback_threadsafe(pool.kill)
             pools.clear()
 
-    def linger_deadline(self):
-        return time.monotonic() + LINGER
+
+
+class _Lingerer:
+    """A pool thread's own way to be woken while it waits on a connection: a non-blocking pipe."""
+
+    def __init__(self):
+        self.wake_fd, self._write_fd = os.pipe()
+        for fd in (self.wake_fd, self._write_fd):
+            os.set_blocking(fd, False)
+        self.woken = False
+        weakref.finalize(self, _close_fds, self.wake_fd, self._write_fd)
+
+    def wake(self):
+        self.woken = True
+        with contextlib.suppress(OSError):
+            os.write(self._write_fd, b"x")
+
+    def reset(self):
+        if self.woken:
+            self.woken = False
+            _drain(self.wake_fd)
+
+
+def _this_threads_lingerer():
+    lingerer = getattr(_worker_state, "lingerer", None)
+    if lingerer is None:
+        lingerer = _worker_state.lingerer = _Lingerer()  # dropped, and its pipe closed, when the thread ends
+    return lingerer
+
+
+def _warn_no_thread(size):
+    log.warning("a call has waited %g s for one of the %d pool threads, all busy with calls; if those calls wait "
+                "for this one (a call back into the same server, say), raise THREADPOOL_SIZE", SLOW_THREAD_WARNING,
+                size)
 
 
 class _OnewayRunner:

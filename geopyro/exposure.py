@@ -165,32 +165,34 @@ _execution_marks = {}  # (class, member name) -> "inline", "thread" or None
 def get_execution_mark(clazz, name):
     """Where a member of a class asked to run ("inline", "thread") or None: the member's mark, else the class's.
 
-    Never raises, whatever a client sent as the name.
+    Never raises, whatever a client sent as the name; only names of real members are remembered.
     """
-    if name.__class__ is not str:
-        name = None  # not a member name: only the class's mark can count
-    key = (clazz, name)
-    mark = _execution_marks.get(key, _UNKNOWN)
-    if mark is not _UNKNOWN:
-        return mark
     member = None
-    if name is not None:
+    if name.__class__ is str:
+        key = (clazz, name)
+        mark = _execution_marks.get(key, _UNKNOWN)
+        if mark is not _UNKNOWN:
+            return mark
         try:
             member = inspect.getattr_static(clazz, name)
         except AttributeError:
             pass
-        if isinstance(member, (classmethod, staticmethod)):
-            member = member.__func__
-        elif isinstance(member, property):
-            member = member.fget or member.fset
+    if member is None:
+        key = (clazz, None)  # not a member: only the class's mark can count
+        mark = _execution_marks.get(key, _UNKNOWN)
+        if mark is not _UNKNOWN:
+            return mark
+    if isinstance(member, (classmethod, staticmethod)):
+        member = member.__func__
+    elif isinstance(member, property):
+        member = member.fget or member.fset
     # only a function's own attributes are read: any other member (a proxy, say) might run code on getattr
     mark = member.__dict__.get("_pyroExecution") if inspect.isfunction(member) else None
     if mark not in EXECUTION_MARKS:
         mark = getattr(clazz, "_pyroExecution", None)
     if mark not in EXECUTION_MARKS:
         mark = None
-    if len(_execution_marks) < 100000:  # names come from clients: never let this grow without bound
-        _execution_marks[key] = mark
+    _execution_marks[key] = mark
     return mark
 
 

@@ -36,7 +36,8 @@ NOT_READ = object()
 
 _HEADER = "# serpent utf-8 python3.2\n"
 _PART_SEPARATOR = "\x02"  # joins the text outside the strings while it is rewritten
-_GROUP, _TRAILING_COMMA = "\x00", "\x01"  # markers only the rewriting can produce
+_GROUP, _GROUP_END, _TRAILING_COMMA = "\x00", "\x03", "\x01"  # markers only the rewriting can produce
+MAX_READ_DEPTH = 100  # Python's parser gives up on deep nesting sooner than JSON's: deeper texts go to serpent
 # what may stand outside the strings besides the letters of None, True and False; no whitespace: serpent
 # writes none there, and Python's rules for it (indentation, line breaks) are not JSON's
 _NOT_LETTERS = str.maketrans("", "", "()[]{},:0123456789.eE+-" + _PART_SEPARATOR)
@@ -50,8 +51,10 @@ def _refuse_constant(name):
 def _group(obj):
     """Object hook: a rewritten ``( ... )`` back to a tuple (or to the bare value of ``(x)``)."""
     items = obj.get(_GROUP)
-    if items is None:
+    if items is None and _GROUP_END not in obj:
         return obj
+    if items is None or _GROUP_END not in obj or len(obj) != 2:
+        raise ValueError("mismatched brackets")  # '(' closed by ']' or '}', or '[', '{' closed by ')'
     if items and items[-1] == _TRAILING_COMMA:
         del items[-1]
         return tuple(items)
@@ -61,6 +64,24 @@ def _group(obj):
 
 
 _decode = json.JSONDecoder(object_hook=_group, parse_constant=_refuse_constant).decode
+
+
+_BRACKETS = re.compile(r"[^()\[\]{}]")
+
+
+def _too_deep(outside):
+    """True when brackets nest deeper than MAX_READ_DEPTH (only counted when there are that many at all)."""
+    if len(outside) < MAX_READ_DEPTH * 2:
+        return False
+    depth = deepest = 0
+    for bracket in _BRACKETS.sub("", outside):
+        if bracket in "([{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest > MAX_READ_DEPTH
 
 
 def read(text):
@@ -80,9 +101,12 @@ def read(text):
         if not _ONLY_CONSTANTS.match(letters):
             return NOT_READ  # a name, a comment, a JSON word, a control character, ...
         outside = outside.replace("None", "null").replace("True", "true").replace("False", "false")
+    if _too_deep(outside):
+        return NOT_READ
     if "(" in outside or ")" in outside:
-        outside = (outside.replace("()", '{"\\u0000":[]}').replace(",)", ',"\\u0001"]}')
-                   .replace("(", '{"\\u0000":[').replace(")", "]}"))
+        # ')' also closes with a second key: a ']' or '}' closing a '(' (or ')' closing the others) is caught
+        outside = (outside.replace("()", '{"\\u0000":[],"\\u0003":0}').replace(",)", ',"\\u0001"],"\\u0003":0}')
+                   .replace("(", '{"\\u0000":[').replace(")", '],"\\u0003":0}'))
     pieces = outside.split(_PART_SEPARATOR)
     if len(pieces) != len(parts) // 2 + 1:
         return NOT_READ
@@ -105,8 +129,8 @@ def write(value):
         if not _write(value, out, 0):
             return None
         return "".join(out).encode("utf-8")
-    except (RecursionError, UnicodeEncodeError):
-        return None  # serpent says what is wrong
+    except (RecursionError, UnicodeEncodeError, ValueError):
+        return None  # serpent says what is wrong (a lone surrogate, an int too long for text, ...)
 
 
 def _write(value, out, depth):

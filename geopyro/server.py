@@ -90,12 +90,17 @@ class _Streams:
 
     def __init__(self, settings):
         self.settings = settings
-        self.items = {}  # stream id -> [connection or None, created, lingering since, iterator]
+        self.items = {}  # stream id -> [connection or None, created, lingering since, iterator, where]
 
-    def add(self, iterator, conn):
+    def add(self, iterator, conn, where=None):
         stream_id = str(uuid.uuid4())
-        self.items[stream_id] = [conn, time.time(), 0.0, iterator]
+        self.items[stream_id] = [conn, time.time(), 0.0, iterator, where]
         return stream_id
+
+    def where(self, stream_id):
+        """Where the stream's items are made: where the method that returned the generator ran (or None)."""
+        entry = self.items.get(stream_id) if isinstance(stream_id, str) else None
+        return entry[4] if entry is not None else None
 
     def next_item(self, stream_id):
         entry = self.items.get(stream_id)
@@ -204,6 +209,8 @@ class Daemon:
         self._single_instance_lock = gevent.lock.Semaphore()  # gevent's semaphore works across threads too
         self._busy = set()  # connections in _dispatch: a call runs, or a pool thread lingers on them
         self._executing = set()  # connections whose call runs or whose reply is being sent
+        self._cut = set()  # connections cut at shutdown while a pool thread still ran their call
+        self._gone = weakref.WeakSet()  # connections whose disconnect has been handled
         self._mustshutdown = False
         self.methodcall_error_handler = _default_methodcall_error_handler
         log.debug("daemon created on %s (pid %d)", self.locationStr, os.getpid())
@@ -560,7 +567,7 @@ class Daemon:
         if call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED:
             self._start_oneway(conn, call)
             return None
-        if self._calls.where(call.target_class, call.member_name) == INLINE:
+        if self._where(call) == INLINE:
             return self._execute_inline(conn, call)
         linger = getattr(conn, "lingers", False) and conn.serves_from_thread
         return self._calls.call_in_thread(self._serve_on_thread, conn, call, linger)
@@ -578,15 +585,7 @@ class Daemon:
         """Run a call here (in a greenlet or a pool thread); return its _Outcome, or None for a oneway call."""
         msg = call.msg
         flags = msg.flags
-        context = current_context
-        context.correlation_id = call.correlation
-        context.response_annotations = {}
-        context.client = conn
-        context.client_sock_addr = conn.getpeername()
-        context.seq = msg.seq
-        context.annotations = msg.annotations
-        context.msg_flags = flags
-        context.serializer_id = msg.serializer_id
+        context = _set_context(conn, call)
         is_callback = False
         try:
             obj = call.target
@@ -616,7 +615,7 @@ class Daemon:
                 return None
             serializer = call.serializer
             if reply_flags == 0 and _is_stream(result):
-                return _Outcome(self._stream_reply(conn, msg, result))
+                return _Outcome(self._stream_reply(conn, msg, result, call.where))
             return _Outcome(self._encode(protocol.MSG_RESULT, reply_flags, msg.seq, msg.serializer_id,
                                          serializer.dumps(result)))
         except Exception as exc:
@@ -668,12 +667,30 @@ class Daemon:
                         break
         finally:
             current_context.reset()  # drop references to the client and its session
+            if conn in self._cut:
+                # cut at shutdown while this call ran: its greenlet may never run again, so finish here
+                self._cut.discard(conn)
+                self._client_gone(conn)
+                conn.close_from_thread()
 
     def _runs_here(self, call):
         """True if a call read by a pool thread also runs on a pool thread (not inline, not in the background)."""
         if call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED:
             return False
-        return self._calls.where(call.target_class, call.member_name) != INLINE
+        return self._where(call) != INLINE
+
+    def _where(self, call):
+        """Where ``call`` runs (and remember it on the call): INLINE or THREAD.
+
+        The items of a streamed result run where the method that made the generator ran.
+        """
+        where = None
+        if call.method_name in _STREAM_METHODS and call.vargs and isinstance(call.target, DaemonObject):
+            where = self._streams.where(call.vargs[0])
+        if where is None:
+            where = self._calls.where(call.target_class, call.member_name)
+        call.where = where
+        return where
 
     def _deliver_from_thread(self, conn, outcome):
         """Send an outcome's reply from the pool thread; an _Outcome for the greenlet when the connection must end."""
@@ -698,20 +715,28 @@ class Daemon:
         try:
             msg = reader.next_message()
             if msg is None:
-                deadline = runner.linger_deadline()
-                token = runner.start_lingering()
+                lingerer = runner.start_lingering()
+                if lingerer is None:
+                    return None  # a call waits for a thread: give this one back
                 try:
+                    idle_timeout = runner.idle_timeout
+                    deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
                     while msg is None:
                         if self._mustshutdown or conn.closed:
                             return None
-                        if not runner.wait_readable(conn.fileno(), deadline - time.monotonic()):
-                            return None
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            raise errors.TimeoutError("receiving: timeout")  # idle past COMMTIMEOUT, as in the loop
+                        if not runner.wait_readable(conn.fileno(), lingerer, remaining):
+                            if lingerer.woken:
+                                return None
+                            continue  # the time is up: the loop above says so
                         if conn.read_from_thread():
                             msg = reader.next_message()
                             if msg is None and reader.in_message:
                                 return None  # part of a message: the greenlet waits for the rest cooperatively
                 finally:
-                    runner.stop_lingering(token)
+                    runner.stop_lingering(lingerer)
             if msg.type not in _REQUEST_TYPES:
                 raise errors.ProtocolError("invalid msg type %d received (expected: %s)"
                                            % (msg.type, ",".join(str(t) for t in _REQUEST_TYPES)))
@@ -736,21 +761,31 @@ class Daemon:
 
     def _start_oneway(self, conn, call):
         """Start a oneway call in the background (greenlet or thread); the connection goes on at once."""
-        where = self._calls.where(call.target_class, call.member_name)
+        where = self._where(call)
         target = call.target
         if isinstance(target, type) and check_instancing(target)[0] != "percall" \
                 and self._existing_instance(target, conn) is None:
             # made here, before the next request of this client can ask for it too
             try:
                 if where == INLINE:
-                    self._get_instance(target, conn)
+                    self._instance_for(conn, call)
                 else:
-                    self._calls.call_in_thread(self._get_instance, target, conn)
+                    self._calls.call_in_thread(self._instance_for, conn, call)
             except Exception as exc:
-                log.debug("oneway call %s: no instance: %r", call.label, exc)
+                log.warning("oneway call %s dropped: no instance of %s could be made: %r", call.label,
+                            target.__name__, exc)
                 return
         self._calls.start_oneway(where, self._run_oneway, (conn, call, where), call.label, conn,
                                  getattr(conn, "lingers", False))
+
+    def _instance_for(self, conn, call):
+        """Make the instance a call needs, with the call's context (its __init__ is user code)."""
+        _set_context(conn, call)
+        try:
+            return self._get_instance(call.target, conn)
+        finally:
+            if _execution.in_pool_thread():
+                current_context.reset()
 
     def _run_oneway(self, conn, call, where):
         try:
@@ -761,13 +796,13 @@ class Daemon:
         finally:
             current_context.reset()
 
-    def _stream_reply(self, conn, msg, iterator):
+    def _stream_reply(self, conn, msg, iterator, where):
         if not self._settings.ITER_STREAMING:
             stream_id = None
         else:
             if isinstance(iterator, _DICT_VIEW_ITERATORS):
                 raise errors.PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
-            stream_id = self._streams.add(iterator, conn)
+            stream_id = self._streams.add(iterator, conn, where)
         exc = errors.ProtocolError("result of call is an iterator")
         extra = {"STRM": stream_id.encode()} if stream_id else None
         return self._exception_reply(msg.seq, msg.serializer_id, exc, None, protocol.FLAGS_ITEMSTREAMRESULT, extra)
@@ -820,6 +855,12 @@ class Daemon:
             self._client_gone(conn)
 
     def _client_gone(self, conn):
+        try:
+            if conn in self._gone:
+                return
+            self._gone.add(conn)
+        except TypeError:
+            pass  # a connection object of the user's own that takes no weak references
         self._streams.client_gone(conn)
         self.clientDisconnect(conn)
         conn.release_session()
@@ -851,12 +892,28 @@ class Daemon:
         self.housekeeping()
 
 
+def _set_context(conn, call):
+    """Fill current_context for ``call`` (in the greenlet or pool thread about to run user code for it)."""
+    msg = call.msg
+    context = current_context
+    context.correlation_id = call.correlation
+    context.response_annotations = {}
+    context.client = conn
+    context.client_sock_addr = conn.getpeername()
+    context.seq = msg.seq
+    context.annotations = msg.annotations
+    context.msg_flags = msg.flags
+    context.serializer_id = msg.serializer_id
+    return context
+
+
 class _Call:
     """A parsed request, ready to run wherever the CallRunner puts it."""
 
-    __slots__ = ("msg", "serializer", "method_name", "vargs", "kwargs", "target", "correlation")
+    __slots__ = ("msg", "serializer", "method_name", "vargs", "kwargs", "target", "correlation", "where")
 
     def __init__(self, msg, serializer, method_name, vargs, kwargs, target, correlation):
+        self.where = None  # INLINE or THREAD once decided
         self.msg = msg
         self.serializer = serializer
         self.method_name = method_name
@@ -893,6 +950,7 @@ class _Outcome:
 
 
 _REQUEST_TYPES = (protocol.MSG_INVOKE, protocol.MSG_PING)
+_STREAM_METHODS = frozenset(("get_next_stream_item", "close_stream"))
 
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

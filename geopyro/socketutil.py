@@ -235,11 +235,7 @@ def to_gevent_socket(sock):
     """
     if isinstance(sock, (gsocket.socket, gssl.SSLSocket)):
         return sock
-    borrowed = _BorrowedSocket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
-    borrowed.settimeout(sock.gettimeout())
-    borrowed.owner = sock  # keeps the owner's object alive as long as we use its fd
-    weakref.finalize(borrowed, _forget_fd, borrowed._sock)
-    return borrowed
+    return borrow(sock, True, sock.gettimeout())
 
 
 def _is_plain_gevent_socket(sock):
@@ -263,9 +259,30 @@ def _forget_fd(raw):
         raw.detach()
 
 
+class _BorrowedPlainSocket(_plain_socket):
+    """A plain (blocking) socket over a file descriptor that belongs to another socket object."""
+
+    __slots__ = ("owner",)
+
+    def __del__(self):
+        with contextlib.suppress(OSError, ValueError):
+            self.detach()  # never close the owner's descriptor
+
+
+def borrow(owner, cooperative, timeout):
+    """A new wrapper, gevent or plain, over ``owner``'s file descriptor; it never closes that descriptor."""
+    kind = _BorrowedSocket if cooperative else _BorrowedPlainSocket
+    borrowed = kind(owner.family, owner.type, owner.proto, fileno=owner.fileno())
+    borrowed.settimeout(timeout)
+    borrowed.owner = owner  # keeps the owner's object alive as long as we use its fd
+    if cooperative:
+        weakref.finalize(borrowed, _forget_fd, borrowed._sock)
+    return borrowed
+
+
 def release_borrowed(sock):
-    """Drop a wrapper made by ``to_gevent_socket`` without closing the owner's file descriptor."""
-    if isinstance(sock, _BorrowedSocket):
+    """Drop a wrapper made by ``to_gevent_socket`` or ``borrow`` without closing the owner's file descriptor."""
+    if isinstance(sock, (_BorrowedSocket, _BorrowedPlainSocket)):
         with contextlib.suppress(OSError, ValueError):
             sock.detach()
 
@@ -387,14 +404,29 @@ class SocketConnection:
         a TLS socket keeps the kind it was made with.
         """
         sock = self._socket
-        if cooperative:
+        if self.keep_open:
+            self._follow_borrowed(sock, cooperative)
+        elif cooperative:
             if self._plain:
                 if sock.hub is not get_hub():  # a gevent socket belongs to the hub of the thread that made it
                     self.sock = _convert(sock, gsocket.socket)
             elif type(sock) is _plain_socket:
                 self.sock = _convert(sock, gsocket.socket)
-        elif self._plain and not self.keep_open:
+        elif self._plain:
             self.sock = _convert(sock, _plain_socket)
+
+    def _follow_borrowed(self, sock, cooperative):
+        """The same for a socket the user lent us: a fresh wrapper of the right kind, the user's fd untouched."""
+        owner = getattr(sock, "owner", None)
+        if owner is None:
+            return  # the user gave us a gevent socket itself: it stays as it is
+        if cooperative:
+            if self._plain and sock.hub is get_hub():
+                return
+        elif type(sock) is _BorrowedPlainSocket:
+            return
+        self.sock = borrow(owner, cooperative, sock.gettimeout())
+        release_borrowed(sock)
 
     # --- I/O from a pool thread (the connection's greenlet waits meanwhile) ---
 
@@ -478,6 +510,21 @@ class SocketConnection:
                 self.sock.shutdown(_stdlib_socket.SHUT_RDWR)
             with contextlib.suppress(OSError, ValueError):
                 self.sock.close()
+        self.release_session()
+
+    def close_from_thread(self):
+        """Close from a thread that is not the socket's hub (whose loop may never run again)."""
+        if self._closed:
+            return
+        if not self._plain or self.keep_open:
+            self.shutdown()  # a TLS wrapper belongs to its hub; the peer at least sees the end
+            return
+        self._closed = True
+        raw = self._socket._sock
+        with contextlib.suppress(OSError, ValueError):
+            raw.shutdown(_stdlib_socket.SHUT_RDWR)
+        with contextlib.suppress(OSError, ValueError):
+            raw.close()
         self.release_session()
 
     def shutdown(self):

@@ -265,6 +265,8 @@ class Service:
                   "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and on_loop(o)),
                   "threads": len(os.listdir("/proc/self/task")),
+                  # each pool thread that has lingered on a connection keeps a wake pipe (2 fds) while it lives
+                  "wake_pipes": sum(1 for o in gc.get_objects() if type(o).__name__ == "_Lingerer"),
                   "sessions": len(live_sessions), "sockets": len(daemon.sockets),
                   "streams": len(daemon.streaming_responses), "servertype": str(daemon.transportServer)}
         result.update(counters)

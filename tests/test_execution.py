@@ -17,7 +17,7 @@ import gevent.monkey
 import pytest
 
 import geopyro.api as api
-from geopyro import execution, program, socketutil
+from geopyro import errors, execution, program, socketutil
 from geopyro.callcontext import current_context
 from support import wait_until
 
@@ -539,3 +539,191 @@ def test_errors_of_thread_calls_are_not_printed_by_gevent(daemons, clean_config,
         with pytest.raises(AttributeError):
             probe._pyroInvoke("no_such_method", (), {})
     assert "Traceback" not in capfd.readouterr().err
+
+
+# --- a connection's calls stay on one thread; what a session ties to its thread keeps working ---
+
+def test_a_connection_keeps_its_thread_between_calls(daemons, clean_config, tmp_path):
+    """As with Pyro5's thread per connection: an sqlite3 connection and a proxy made in a session's __init__
+    work in the session's later calls, even with pauses between calls."""
+    clean_config.CALL_EXECUTION = "thread"
+    helper_uri = daemons.serve(Probe())
+
+    @api.expose
+    class ThreadBound:
+        def __init__(self):
+            import sqlite3
+            self.db = sqlite3.connect(str(tmp_path / ("db%d.sqlite" % id(self))))  # usable by this thread only
+            self.db.execute("create table t (x)")
+            self.helper = api.Proxy(helper_uri)  # owned by this thread
+            self.thread = real_thread_id()
+
+        def use(self, value):
+            self.db.execute("insert into t values (?)", (value,))
+            self.helper.where()
+            return real_thread_id() == self.thread, self.db.execute("select count(*) from t").fetchone()[0]
+
+    uri = daemons.serve(ThreadBound)
+    proxies = [api.Proxy(uri) for _ in range(3)]
+    try:
+        for round_number in range(1, 4):
+            for proxy in proxies:
+                assert proxy.use(round_number) == (True, round_number)
+            time.sleep(0.3)
+    finally:
+        for proxy in proxies:
+            proxy._pyroRelease()
+
+
+def test_idle_threads_are_taken_back_for_waiting_calls(daemons, clean_config):
+    """More connections than threads: each call still gets a thread, from a connection that waits idle."""
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1
+    uri = daemons.serve(Probe())
+    proxies = [api.Proxy(uri) for _ in range(5)]
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            for proxy in proxies:
+                assert isinstance(proxy.where(), int)
+        assert time.monotonic() - started < 10  # no call waited for a lingering thread to give up by itself
+    finally:
+        for proxy in proxies:
+            proxy._pyroRelease()
+
+
+def test_loop_condition_ending_leaves_connections_alone(clean_config):
+    """When loopCondition ends requestLoop, nothing is cut and a later requestLoop serves the same client."""
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.POLLTIMEOUT = 0.05
+    stop = threading.Event()
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = daemon.register(Probe())
+    runs = []
+
+    def serve_twice():
+        for _ in range(2):
+            began = time.monotonic()
+            daemon.requestLoop(lambda: not stop.is_set())
+            runs.append(time.monotonic() - began)
+            stop.clear()
+
+    loop = threading.Thread(target=serve_twice)
+    loop.start()
+    try:
+        with api.Proxy(uri) as probe:
+            probe.where()
+            stop.set()
+            assert wait_until(lambda: len(runs) == 1)
+            assert isinstance(probe.where(), int)  # the same connection, served by the second requestLoop
+            stop.set()
+        loop.join(10)
+        assert len(runs) == 2
+    finally:
+        daemon.close()
+        loop.join(10)
+
+
+def test_oneway_first_call_makes_its_instance_with_the_call_context(daemons, execution_mode):
+    seen = []
+
+    @api.expose
+    class Remembers:
+        def __init__(self):
+            seen.append(("init", current_context.client is not None, current_context.client_sock_addr is not None))
+
+        @api.oneway
+        def fire(self):
+            seen.append(("fire",))
+
+    with api.Proxy(daemons.serve(Remembers)) as proxy:
+        proxy.fire()
+        assert wait_until(lambda: len(seen) == 2)
+    assert seen == [("init", True, True), ("fire",)]
+
+
+def test_stream_items_run_where_their_method_runs(daemons, clean_config):
+    @api.expose
+    class Streams:
+        @api.cooperative
+        def inline_numbers(self):
+            for _ in range(3):
+                yield real_thread_id()
+
+        def thread_numbers(self):
+            for _ in range(3):
+                yield real_thread_id()
+
+    daemon = daemons.start()
+    uri = daemon.register(Streams())
+    loop = loop_thread(daemon)
+    with api.Proxy(uri) as proxy:
+        assert set(proxy.inline_numbers()) == {loop}
+        assert loop not in set(proxy.thread_numbers())
+
+
+def test_sys_exit_in_a_method_ends_its_connection_not_the_server(daemons, servertype, execution_mode, caplog):
+    import sys
+
+    @api.expose
+    class Quitter:
+        def quit(self):
+            sys.exit(3)
+
+        def ping(self):
+            return "pong"
+
+    caplog.set_level(logging.WARNING, logger="geopyro.servers")
+    uri = daemons.serve(Quitter())
+    with api.Proxy(uri) as proxy:
+        with pytest.raises(errors.ConnectionClosedError):
+            proxy.quit()
+    with api.Proxy(uri) as proxy:
+        assert proxy.ping() == "pong"
+    assert any("SystemExit" in r.getMessage() for r in caplog.records)
+
+
+def test_execution_marks_of_unknown_names_are_not_remembered():
+    from geopyro import exposure
+    before = len(exposure._execution_marks)
+    for number in range(1000):
+        assert exposure.get_execution_mark(Marked, "no_such_method_%d" % number) is None
+    assert len(exposure._execution_marks) <= before + 1
+
+
+def test_connected_socket_proxy_moves_between_threads_and_leaves_the_fd_to_its_owner(daemons):
+    import gc
+    import socket
+    left, right = socket.socketpair()
+    daemon = api.Daemon(connected_socket=right)
+    daemon.register(Probe(), "probe")
+    daemons.start(daemon)
+    loop = daemons.running[-1][1]
+    proxy = api.Proxy("probe", connected_socket=left)
+    try:
+        assert isinstance(proxy.where(), int)
+
+        def from_plain_thread():
+            proxy._pyroClaimOwnership()
+            return proxy.where()
+
+        def from_greenlet_of_a_thread():
+            def call():
+                proxy._pyroClaimOwnership()
+                return proxy.where()
+            return gevent.spawn(call).get()
+
+        assert isinstance(in_fresh_thread(from_plain_thread), int)
+        assert isinstance(in_fresh_thread(from_greenlet_of_a_thread), int)
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+        gc.collect()
+        left.getsockname()  # still the user's, still open: no wrapper closed its descriptor
+        assert left.fileno() >= 0
+    finally:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+        left.close()
+        loop.join(5)
+        right.close()
+    assert not loop.is_alive()

@@ -85,7 +85,7 @@ def test_cases():
         assert same(read(text), expected), text
     for text in ["0\n ", " 1", "# serpent utf-8 python3.2\n 1", "[1, 2]", "NaN", "Infinity", "null", "true", "[1,]", "{1,2}", "{1:2}", "'a\\n'", '"it\'s"', "(,)", "1j",
                  "0x10", "01", "1.", ".5", "+1", "'a' 'b'", "# comment\n1", "'\x00'", "x", "'unclosed", "[1]]",
-                 "1" * 5000]:
+                 "1" * 5000, "(1]}", "{'a':[1)", "{'a':[1,)", "(1,2],'a':3}", "[" * 150 + "]" * 150]:
         assert read(text) is NOT_READ, text
 
 
@@ -128,6 +128,15 @@ def test_plain_data_is_written_by_the_fast_path(data):
     assert write(data) == data_text
 
 
+SERPENT_BRACKETS = st.lists(st.sampled_from(list("()[]{},:'a1") + ["'a'", "1,", "(1,"]), max_size=30).map("".join)
+
+
+@given(SERPENT_BRACKETS)
+@settings(max_examples=3000, deadline=None)
+def test_bracket_soup_is_read_as_literal_eval_reads_it_or_declined(text):
+    agrees(text)
+
+
 def test_writer_declines_what_only_serpent_can_write():
     cyclic = []
     cyclic.append(cyclic)
@@ -135,5 +144,6 @@ def test_writer_declines_what_only_serpent_can_write():
     for _ in range(200):
         deep = [deep]
     for value in [b"bytes", {1, 2}, frozenset(), 1j, cyclic, deep, {(1, 2): 3}, {"a": object()}, Exception("x"),
+                  10 ** 5000,
                   type("StrSubclass", (str,), {})("text")]:
         assert write(value) is None, value

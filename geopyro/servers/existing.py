@@ -60,6 +60,8 @@ class ExistingConnectionServer:
             log.debug("connected socket finished: %s", exc)
         except errors.CommunicationError as exc:
             log.warning("error on connected socket: %s", exc)
+        except SystemExit as exc:
+            log.warning("connected socket finished: a method raised SystemExit(%s)", exc)
         except Exception:
             log.warning("error during handleRequest on connected socket", exc_info=True)
         self._finish()

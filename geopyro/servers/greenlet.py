@@ -109,7 +109,8 @@ class GreenletServer:
                 self._close_now()
             elif self._server is not None:
                 self._server.stop_accepting()
-            self._finish_calls_in_progress()
+            if self._closed or self.daemon._shutting_down:
+                self._finish_calls_in_progress()  # (when only loopCondition ended the loop, calls go on)
             self.daemon._loop_ended()
             self._loop.stopped()
 
@@ -188,4 +189,5 @@ class GreenletServer:
             if not handler.dead:
                 log.warning("a call on connection %s did not finish within %g s of shutdown: connection closed",
                             conn, CALLS_FINISH_TIMEOUT)
+                self.daemon._cut.add(conn)  # the pool thread, if it runs the call, cleans up when it is done
                 conn.shutdown()

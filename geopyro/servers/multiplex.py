@@ -294,6 +294,9 @@ class MultiplexServer:
         except errors.CommunicationError as exc:
             log.warning("dropping connection %s: %s", conn, exc)
             self._drop(client)
+        except SystemExit as exc:
+            log.warning("dropping connection %s: a method raised SystemExit(%s)", conn, exc)
+            self._drop(client)
         except Exception:
             log.warning("dropping connection %s after an error in request handling", conn, exc_info=True)
             self._drop(client)
