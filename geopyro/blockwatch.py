@@ -128,8 +128,11 @@ def leave(token):
         _running[current] = previous
     if call.blocked and call.label not in _warned:
         _warned.add(call.label)
+        if gevent.monkey.is_module_patched("time"):  # patched already: what is left is CPU work or a C library
+            cooperate = "or make it yield (gevent.sleep(0) now and then in a long loop)"
+        else:
+            cooperate = "or make it cooperate, by calling gevent.monkey.patch_all() at the very start of the program"
         log.warning("method %s blocked the gevent event loop (the call took %.2f s): every other connection of "
                     "this process waited meanwhile. Run it on a thread, by marking it @blocking (geopyro.api) or "
-                    "setting config.CALL_EXECUTION = 'thread'; or make it cooperate, by calling "
-                    "gevent.monkey.patch_all() at the very start of the program.",
-                    call.label, time.perf_counter() - call.started)
+                    "setting config.CALL_EXECUTION = 'thread'; %s.",
+                    call.label, time.perf_counter() - call.started, cooperate)

@@ -8,7 +8,7 @@ import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
-# folder -> list of (script, text that its output must contain)
+# folder -> list of (script, texts that its output must contain; one starting with "!" must not appear)
 RUNS = {
     "eventloop": [
         ("server_selectors.py", ["client: server says tick 3", "did its own work several times"]),
@@ -30,6 +30,15 @@ RUNS = {
                        "second result 2.5", "third result raised ZeroDivisionError",
                        "notes on the server: []", "notes on the server: ['sent oneway 1', 'sent oneway 2']",
                        "its results: [42, 101]"]),
+    ],
+    "blocking": [
+        ("server.py", ["server (unpatched): serving PYRO:sleeper@", "while the naps ran",
+                       "4 calls of time.sleep(1.0) at once took", "at most 4 naps were in progress at once, on 4 pool "
+                       "threads", "CPU work done"]),
+        ("server_patched.py", ["server (patched): serving PYRO:sleeper@", "while the naps ran",
+                               "at most 4 naps were in progress at once, on the main thread, inline",
+                               "method Sleeper.crunch blocked the gevent event loop",
+                               "!Sleeper.crunch_on_a_thread blocked", "CPU work done"]),
     ],
     "blob-dispatch": [
         ("server.py", ["dispatcher got a SerializedBlob for topic 'bulk', passing it on unread",
@@ -139,4 +148,7 @@ def test_example_runs(folder, script, expected):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, text=True)
     assert done.returncode == 0, done.stdout
     for text in expected:
-        assert text in done.stdout, done.stdout
+        if text.startswith("!"):
+            assert text[1:] not in done.stdout, done.stdout
+        else:
+            assert text in done.stdout, done.stdout

@@ -6,7 +6,6 @@ import threading
 import time
 
 import gevent
-import gevent.event
 import gevent.monkey
 import pytest
 
@@ -247,7 +246,9 @@ def test_client_vanishing_mid_message_is_dropped_cleanly(daemons, clean_config, 
 
 def test_oneway_runs_in_its_own_greenlet_on_multiplex(daemons, clean_config):
     clean_config.SERVERTYPE = "multiplex"
-    release = gevent.event.Event()
+    # threading's Event: the two calls may run on different pool threads (gevent's own Event before 26.9
+    # can hang when set from one worker thread while another worker thread waits on it)
+    release = threading.Event()
     finished = threading.Event()
 
     @api.expose

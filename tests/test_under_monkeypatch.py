@@ -22,7 +22,7 @@ from gevent import monkey
 monkey.patch_all()
 import sys
 import pytest
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "timeout=60",
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "timeout=60", "-o", "timeout_method=signal",
                       sys.argv[1]]))
 """
 

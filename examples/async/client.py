@@ -3,8 +3,6 @@
 import sys
 import time
 
-import gevent
-
 import geopyro.api as api
 
 
@@ -16,7 +14,7 @@ def main(uri):
         print("client: call returned %r after %.3f s" % (future, time.perf_counter() - began))
         dots = 0
         while not future.ready:
-            gevent.sleep(0.1)  # the program's own work, while the call runs
+            time.sleep(0.1)  # the program's own work, while the call runs
             dots += 1
         print("client: did %d bits of own work meanwhile; value = %d" % (dots, future.value))
 

@@ -1,6 +1,7 @@
 """async server: slow methods for the client to call asynchronously."""
 
 import sys
+import time
 
 import gevent
 from gevent import subprocess
@@ -11,11 +12,11 @@ import geopyro.api as api
 @api.expose
 class Oracle:
     def slow_square(self, number, seconds=0.5):
-        gevent.sleep(seconds)
+        time.sleep(seconds)
         return number * number
 
     def fail(self):
-        gevent.sleep(0.1)
+        time.sleep(0.1)
         raise LookupError("the oracle does not know")
 
 

@@ -1,6 +1,7 @@
 """callback server: calls methods on a proxy that the client passed in."""
 
 import sys
+import time
 
 import gevent
 from gevent import subprocess
@@ -13,7 +14,7 @@ class Worker:
     def run(self, listener, steps):
         print("server: got a listener:", type(listener).__name__, listener._pyroUri, flush=True)
         for step in range(1, steps + 1):
-            gevent.sleep(0.05)
+            time.sleep(0.05)
             listener.progress(step, steps)  # a call into the client, while the client waits for run()
         try:
             listener.finished("%d steps" % steps)

@@ -23,7 +23,7 @@ class Echo:
         print("server:   correlation id %s" % ctx.correlation_id, flush=True)
         print("server:   annotations from the client: %s" % {key: bytes(value) for key, value in
                                                               sorted(ctx.annotations.items())}, flush=True)
-        gevent.sleep(0.01)
+        time.sleep(0.01)
         ctx.response_annotations["TOOK"] = ("%.4f" % (time.perf_counter() - began)).encode()
         return "echo: " + text
 

@@ -1,6 +1,7 @@
-"""concurrency demo: 20 concurrent 0.1 s cooperative calls on a greenlet and on a multiplex daemon."""
+"""concurrency demo: 20 concurrent 0.1 s blocking calls on a greenlet and on a multiplex daemon."""
 
 import sys
+import threading
 import time
 
 import gevent
@@ -17,14 +18,17 @@ class SlowService:
     def __init__(self):
         self.running = 0
         self.most_at_once = 0
+        self.lock = threading.Lock()  # calls run on several threads at once
 
     def fetch(self, number):
-        self.running += 1
-        self.most_at_once = max(self.most_at_once, self.running)
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
         try:
-            gevent.sleep(CALL_SECONDS)  # cooperative I/O wait (a database, another service...)
+            time.sleep(CALL_SECONDS)  # a blocking I/O wait (a database, another service...)
         finally:
-            self.running -= 1
+            with self.lock:
+                self.running -= 1
         return number
 
     def peak(self):

@@ -1,8 +1,7 @@
 """disconnects client: python client.py <uri of the counter>."""
 
 import sys
-
-import gevent
+import time
 
 import geopyro.api as api
 from geopyro.errors import CommunicationError, ConnectionClosedError, TimeoutError
@@ -12,7 +11,7 @@ def main(uri):
     with api.Proxy(uri) as counter:
         print("client: increment ->", counter.increment())
         print("client: idle for 1 s (longer than the server's COMMTIMEOUT)")
-        gevent.sleep(1.0)
+        time.sleep(1.0)
         try:
             counter.increment()
         except ConnectionClosedError as exc:
@@ -22,7 +21,7 @@ def main(uri):
 
         counter._pyroMaxRetries = 2
         print("client: idle again, now with _pyroMaxRetries = 2")
-        gevent.sleep(1.0)
+        time.sleep(1.0)
         print("client: increment (retried on a fresh connection by itself) ->", counter.increment())
 
         counter._pyroMaxRetries = 0

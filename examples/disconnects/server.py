@@ -1,6 +1,7 @@
 """disconnects server: COMMTIMEOUT makes the daemon drop connections that stay silent too long."""
 
 import sys
+import time
 
 import gevent
 from gevent import subprocess
@@ -21,7 +22,7 @@ class Counter:
         return self.value
 
     def slow(self, seconds):
-        gevent.sleep(seconds)
+        time.sleep(seconds)
         return "slow call done"
 
 

@@ -3,8 +3,6 @@
 import sys
 import time
 
-import gevent
-
 import geopyro.api as api
 
 
@@ -16,7 +14,7 @@ def main(uri):
         took = time.perf_counter() - began
         print("client: oneway start_job returned after %.3f s (it did not wait)" % took)
         print("client: status right away:", worker.status())
-        gevent.sleep(1.3)
+        time.sleep(1.3)
         print("client: status after 1.3 s:", worker.status())
         began = time.perf_counter()
         print("client: normal call:", worker.slow_job("B", 0.5))

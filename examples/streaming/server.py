@@ -2,6 +2,7 @@
 
 import itertools
 import sys
+import time
 
 import gevent
 from gevent import subprocess
@@ -14,7 +15,7 @@ class Sensor:
     def readings(self, count):
         print("server: readings() generator started", flush=True)
         for number in range(1, count + 1):
-            gevent.sleep(0.1)  # pretend each reading takes a while to measure
+            time.sleep(0.1)  # pretend each reading takes a while to measure
             print("server: produced reading %d" % number, flush=True)
             yield {"n": number, "value": number * 1.5}
 

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 
 import gevent
 from gevent import subprocess
@@ -45,7 +46,7 @@ class Notes:
         return self.notebook.user
 
     def add(self, text):
-        gevent.sleep(0.05)  # pretend storage is slow: the two users' calls interleave
+        time.sleep(0.05)  # pretend storage is slow: the two users' calls interleave
         self.notebook.notes.append(text)
         return len(self.notebook.notes)
 
