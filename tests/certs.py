@@ -259,6 +259,7 @@ class Service:
             return None
         return dict(item[0] for item in cert["subject"])["commonName"]
 
+    @api.cooperative  # on the hub: counting in a pool thread races the loop's own tables
     def stats(self):
         gc.collect()
         result = {"fds": len(os.listdir("/proc/self/fd")), "rss_kib": rss_kib(),

@@ -430,7 +430,9 @@ def test_slow_and_silent_clients(server, watchdog, servertype):
             assert sock.recv(10) == b""
         watchdog.progressing()
         assert wait_until(lambda: stats(server.location)["sockets"] == baseline["sockets"], 15)
-        assert wait_until(lambda: server.fd_count() <= baseline_fds, 15), (server.fd_count(), baseline_fds)
+        # a pool thread keeps a wake pipe (2 fds) while it lives, which is not a leak
+        assert wait_until(lambda: server.fd_count() - 2 * stats(server.location)["wake_pipes"]
+                          <= baseline_fds - 2 * baseline["wake_pipes"], 15), (server.fd_count(), baseline_fds)
         print("%s: %d slow + %d silent clients, peak server sockets %d, baseline %d; server fds %d -> %d"
               % (servertype, len(slow), len(silent), peak_sockets, baseline["sockets"], baseline_fds,
                  server.fd_count()))
