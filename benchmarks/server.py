@@ -27,6 +27,9 @@ def make_service(api, sleep):
             sleep(seconds)
             return seconds
 
+        if hasattr(api, "cooperative"):  # geopyro: gevent.sleep cooperates, so it runs inline even unpatched
+            sleep = api.cooperative(sleep)
+
         def block(self, seconds):
             """What plain blocking code does: time.sleep (gevent's when the process is patched)."""
             time.sleep(seconds)

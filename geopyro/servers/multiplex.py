@@ -1,6 +1,6 @@
 """The multiplex server type: one greenlet handles every call in turn.
 
-It waits on a gevent selector (the hub's watchers, no busy loop), reads
+It waits on the kernel's selector through one hub watcher (no busy loop), reads
 whatever bytes are ready into each connection's incremental parser, and runs
 each complete request before looking at the next. Exactly one call runs at a
 time; a client that sends half a message holds up nobody. Where that call
@@ -16,11 +16,13 @@ one request loop serve several daemons.
 import contextlib
 import logging
 import os
+import selectors
 import socket as _stdlib_socket
 import time
 
 import gevent
 import gevent.monkey
+import gevent.socket
 from gevent.selectors import GeventSelector
 
 from .. import errors, program, protocol, socketutil
@@ -34,6 +36,62 @@ _EXPECTED = (protocol.MSG_INVOKE, protocol.MSG_PING)
 
 _original_select = gevent.monkey.get_original("select", "select")
 _original_poll = getattr(__import__("select"), "poll", None) and gevent.monkey.get_original("select", "poll")
+
+
+_KernelSelector = gevent.monkey.get_original("selectors", "DefaultSelector")
+
+
+class _WatchedSelector(selectors.BaseSelector):
+    """The kernel's selector (epoll, kqueue), waited on through one gevent watcher on its own descriptor.
+
+    gevent's GeventSelector keeps a watcher per socket; while the loop greenlet
+    waits for a call on a pool thread, the hub turns and every readable socket's
+    watcher fires on each turn: a cost per call that grows with the connections.
+    Here the hub watches one descriptor, and only while select() waits.
+    """
+
+    def __init__(self):
+        self._kernel = _KernelSelector()
+
+    def register(self, fileobj, events, data=None):
+        return self._kernel.register(fileobj, events, data)
+
+    def unregister(self, fileobj):
+        return self._kernel.unregister(fileobj)
+
+    def modify(self, fileobj, events, data=None):
+        return self._kernel.modify(fileobj, events, data)
+
+    def get_key(self, fileobj):
+        return self._kernel.get_key(fileobj)
+
+    def get_map(self):
+        return self._kernel.get_map()
+
+    def fileno(self):
+        return self._kernel.fileno()
+
+    def select(self, timeout=None):
+        if self._kernel.select(0):
+            gevent.sleep(0)  # other greenlets of this hub (oneway calls, say) get their turn in every round
+            return self._kernel.select(0)
+        if timeout is not None and timeout <= 0:
+            return []
+        try:
+            gevent.socket.wait_read(self._kernel.fileno(), timeout)
+        except _stdlib_socket.timeout:
+            return []
+        return self._kernel.select(0)
+
+    def close(self):
+        self._kernel.close()
+
+
+def _new_selector():
+    """A _WatchedSelector where the kernel's selector has a descriptor to watch, else gevent's own."""
+    if hasattr(_KernelSelector, "fileno"):
+        return _WatchedSelector()
+    return GeventSelector()
 
 
 def _readable(sock):
@@ -94,7 +152,7 @@ class MultiplexServer:
 
     @property
     def selector(self):
-        """The gevent selector every socket of this server is registered in."""
+        """The selector every socket of this server is registered in (its select() waits through gevent)."""
         return self._ensure_selector()
 
     @property
@@ -125,7 +183,7 @@ class MultiplexServer:
         if self._selector is None:
             for server in [self] + self._combined:
                 server._move_to_this_thread()
-            self._selector = GeventSelector()
+            self._selector = _new_selector()
             self._selector_thread = here
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
