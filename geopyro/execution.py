@@ -222,6 +222,19 @@ class CallRunner:
         """
         self._oneways.start(where, func, args, label, conn, may_wait)
 
+    def oneway_full(self, conn):
+        """True when ``conn`` has all the oneway calls in progress it may have: a loop that cannot wait (the
+        multiplex one) stops reading that connection until ``when_oneway_room`` calls back."""
+        return conn in self._oneways.full
+
+    def when_oneway_room(self, conn, callback):
+        """Call ``callback()`` (on the hub) once ``conn`` may start oneway calls again."""
+        self._oneways.full[conn][1].append(callback)
+
+    def forget_connection(self, conn):
+        """``conn`` is gone: drop what waits for its oneway room."""
+        self._oneways.full.pop(conn, None)
+
     # --- ending ---
 
     def release_this_hub(self):
@@ -302,11 +315,11 @@ class _OnewayRunner:
 
     A oneway call starts at once while the daemon has room (ONEWAY_GREENLETS
     greenlets, THREADPOOL_SIZE threads). One connection may hold at most half
-    of that room; a client that sends more is made to wait (its connection is
-    not read meanwhile), when it has a greenlet of its own that can wait. Past
-    the room, calls queue (ONEWAY_BACKLOG), and past that they are dropped with
-    a warning. Nothing here ever makes another connection, or a multiplex
-    loop, wait.
+    of that room; a client that sends more is made to wait: its connection is
+    not read meanwhile (its own greenlet waits, or a multiplex loop sets the
+    connection aside until ``full`` calls back). Past the room, calls queue
+    (ONEWAY_BACKLOG), and past that they are dropped with a warning. Nothing
+    here ever makes another connection, or a multiplex loop, wait.
     """
 
     def __init__(self, runner):
@@ -316,6 +329,7 @@ class _OnewayRunner:
         self.backlog = {INLINE: collections.deque(), THREAD: collections.deque()}
         self.per_connection = {}  # connection -> its oneway calls started or queued, not yet done
         self.room_for = {}  # connection -> Event set when it may start another oneway call
+        self.full = {}  # connection that could not wait -> (its quota, callbacks for when it has room again)
         self.pools = {}  # hub -> thread pool for oneway calls (apart, so they never starve normal calls)
         self.dropped = 0
         self.last_drop_log = 0.0
@@ -338,6 +352,9 @@ class _OnewayRunner:
             self.backlog[where].append((func, args, conn))
         else:
             self._drop(label)
+            return
+        if not may_wait and self.per_connection.get(conn, 0) >= quota and conn not in self.full:
+            self.full[conn] = (quota, [])
 
     def _count(self, conn, change):
         count = self.per_connection.get(conn, 0) + change
@@ -349,6 +366,11 @@ class _OnewayRunner:
             room = self.room_for.pop(conn, None)
             if room is not None:
                 room.set()
+            full = self.full.get(conn)
+            if full is not None and count < full[0]:
+                del self.full[conn]
+                for callback in full[1]:
+                    callback()
 
     def _launch(self, where, func, args, conn, counted=False):
         self.running[where] += 1
@@ -390,6 +412,7 @@ class _OnewayRunner:
         for room in self.room_for.values():
             room.set()
         self.room_for.clear()
+        self.full.clear()
 
 
 def _make_pool(size, hub):

@@ -354,26 +354,53 @@ def test_oneway_flood_waits_on_its_own_connection_only(daemons, clean_config):
         assert flood.ping() == "pong"
 
 
+def test_oneway_flood_on_multiplex_sets_its_connection_aside(daemons, clean_config):
+    """Multiplex server (its loop must never wait): a connection with all the oneway calls it may have in
+    progress is not read until they make room; the loop serves the others meanwhile, and nothing is lost."""
+    clean_config.SERVERTYPE = "multiplex"
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1  # room for one per connection
+    gate = Gate()
+    uri = daemons.serve(gate_service(gate))
+    with api.Proxy(uri) as flood, api.Proxy(uri) as other:
+        for _ in range(20):
+            flood.wait_oneway()
+        assert wait_until(lambda: gate.inside == 1)
+        for _ in range(3):
+            assert other.ping() == "pong"  # the loop goes on
+        gate.release.set()
+        assert wait_until(lambda: gate.done == 20)  # none dropped
+        assert gate.peak == 1, gate.peak  # the flood never had more than its share running
+        assert flood.ping() == "pong"
+
+
 def test_oneway_calls_past_the_backlog_are_dropped_with_a_warning(daemons, clean_config, monkeypatch, caplog):
-    """Multiplex server (its loop must never wait): past the running limit calls queue, past the queue
-    they are dropped, and one warning says so."""
+    """Multiplex server, many connections: past the running limit calls queue, past the queue they are
+    dropped, and one warning says so; the loop never waits for room."""
     monkeypatch.setattr(execution, "ONEWAY_BACKLOG", 2)
     clean_config.SERVERTYPE = "multiplex"
     clean_config.CALL_EXECUTION = "thread"
-    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1
     gate = Gate()
     uri = daemons.serve(gate_service(gate))
     caplog.set_level(logging.WARNING, logger="geopyro.execution")
-    with api.Proxy(uri) as proxy:
-        for _ in range(6):
-            proxy.wait_oneway()
-        assert wait_until(lambda: gate.inside == 1)
-        assert proxy.ping() == "pong"  # the loop answers: it did not wait for room
-        gate.release.set()
-        assert wait_until(lambda: gate.done == 3)  # one ran, two waited their turn
-        assert proxy.ping() == "pong"
+    senders = [api.Proxy(uri) for _ in range(5)]
+    try:
+        for number, sender in enumerate(senders):
+            sender.wait_oneway()
+            if number == 1:
+                assert wait_until(lambda: gate.inside == 2)  # two run; the next two queue, the fifth is dropped
+        with api.Proxy(uri) as other:
+            assert other.ping() == "pong"  # the loop answers: it did not wait for room
+            assert wait_until(lambda: any("dropped" in r.getMessage() for r in caplog.records))
+            gate.release.set()
+            assert wait_until(lambda: gate.done == 4)
+            assert other.ping() == "pong"
+    finally:
+        for sender in senders:
+            sender._pyroRelease()
     time.sleep(0.1)
-    assert gate.done == 3  # the other three were dropped
+    assert gate.done == 4  # the fifth was dropped
     dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 1 and "GateService.wait_oneway" in dropped[0].getMessage()
 

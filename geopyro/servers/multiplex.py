@@ -13,6 +13,7 @@ the daemon can also be driven by someone else's loop, and ``combine()`` lets
 one request loop serve several daemons.
 """
 
+import collections
 import contextlib
 import logging
 import os
@@ -112,12 +113,13 @@ def _readable(sock):
 class _Client:
     """A connection and where it is in the conversation."""
 
-    __slots__ = ("conn", "handshaken", "last_activity")
+    __slots__ = ("conn", "handshaken", "last_activity", "aside")
 
     def __init__(self, conn):
         self.conn = conn
         self.handshaken = False
         self.last_activity = time.monotonic()
+        self.aside = False  # not read while it has all the oneway calls in progress it may have
 
 
 class MultiplexServer:
@@ -136,6 +138,7 @@ class MultiplexServer:
         self._owner = self  # the server whose selector and loop we live in (see combine_loop)
         self._combined = []
         self._wake_r = self._wake_w = None
+        self._returning = collections.deque()  # (server, client) set aside, whose oneway calls left room again
         self._stop = None
         self._loop = common.LoopState()
         self._closed = False
@@ -163,6 +166,7 @@ class MultiplexServer:
     def events(self, eventsockets):
         """Handle the given ready sockets (listening or client) of this server or of combined ones."""
         selector = self._ensure_selector()
+        self._owner._take_back_set_aside()
         for sock in eventsockets:
             try:
                 key = selector.get_key(sock)
@@ -250,6 +254,7 @@ class MultiplexServer:
                     key.data()
                     if self._stop.is_set():
                         break
+                self._take_back_set_aside()
                 now = time.monotonic()
                 if now >= next_housekeeping:
                     next_housekeeping = now + interval
@@ -270,7 +275,7 @@ class MultiplexServer:
         if not timeout:
             return
         for client in list(self._clients.values()):
-            if now - client.last_activity > timeout:
+            if now - client.last_activity > timeout and not client.aside:
                 if _readable(client.conn.sock):
                     continue  # it did send; the loop was busy (a long call), so read it instead
                 log.debug("closing idle or stalled connection %s", client.conn)
@@ -327,17 +332,22 @@ class MultiplexServer:
         self._owner._ensure_selector().register(sock, _READ, lambda: self._read(client))
 
     def _read(self, client):
+        self._serve(client, receive=True)
+
+    def _serve(self, client, receive):
+        """Receive what is ready (when ``receive``), then handle every complete message buffered."""
         conn = client.conn
         try:
-            data = conn.sock.recv(socketutil.RECV_CHUNK)
-            if not data:
-                raise errors.ConnectionClosedError("connection closed by peer")
-            pending = getattr(conn.sock, "pending", None)
-            while pending is not None and pending():
-                data += conn.sock.recv(socketutil.RECV_CHUNK)
-            client.last_activity = time.monotonic()
             reader = conn.reader
-            reader.feed(data)
+            if receive:
+                data = conn.sock.recv(socketutil.RECV_CHUNK)
+                if not data:
+                    raise errors.ConnectionClosedError("connection closed by peer")
+                pending = getattr(conn.sock, "pending", None)
+                while pending is not None and pending():
+                    data += conn.sock.recv(socketutil.RECV_CHUNK)
+                client.last_activity = time.monotonic()
+                reader.feed(data)
             msg = reader.next_message()
             while msg is not None:
                 if not self._process(client, msg):
@@ -345,6 +355,9 @@ class MultiplexServer:
                 if conn.closed:
                     return
                 client.last_activity = time.monotonic()  # a long call is not idleness
+                if self.daemon._calls.oneway_full(conn):
+                    self._set_aside(client)  # the rest waits in its reader, and in the kernel's buffers
+                    return
                 msg = reader.next_message()
         except (errors.ConnectionClosedError, _stdlib_socket.error) as exc:
             log.debug("client %s gone: %s", conn, exc)
@@ -384,11 +397,40 @@ class MultiplexServer:
             return False
         return True
 
+    def _set_aside(self, client):
+        """Stop reading a client that sends oneway calls faster than they run, until some of them are done:
+        the loop goes on with everyone else, and TCP makes the sender wait."""
+        client.aside = True
+        with contextlib.suppress(KeyError, ValueError):
+            self._owner._selector.unregister(client.conn.sock)
+        self.daemon._calls.when_oneway_room(client.conn, lambda: self._owner._return_later(self, client))
+
+    def _return_later(self, server, client):
+        """(on the hub, from the oneway runner) Have the loop take ``client`` of ``server`` back."""
+        self._returning.append((server, client))
+        self._wake()
+
+    def _take_back_set_aside(self):
+        """(the owner's loop) Read again the clients whose oneway calls left room, their buffered ones first."""
+        while self._returning:
+            server, client = self._returning.popleft()
+            server._take_back(client)
+
+    def _take_back(self, client):
+        sock = client.conn.sock
+        if self._clients.get(sock) is not client or not client.aside:
+            return  # dropped meanwhile
+        client.aside = False
+        client.last_activity = time.monotonic()
+        self._owner._ensure_selector().register(sock, _READ, lambda: self._read(client))
+        self._serve(client, receive=False)
+
     def _drop(self, client):
         conn = client.conn
         sock = conn.sock
         if self._clients.pop(sock, None) is None:
             return
+        self.daemon._calls.forget_connection(conn)
         selector = self._owner._selector
         if selector is not None:
             with contextlib.suppress(KeyError, ValueError):
