@@ -278,12 +278,14 @@ class Runner:
     def steps_fanin(self):
         d = self.s["fanin_s"]
 
-        def run(impl, kind, n):
+        def run(impl, kind, n, patch=False):
             def step():
-                with self.server(impl, kind) as (server, uri):
+                with self.servers([dict(impl=impl, kind=kind, patch=patch)]) as [(server, uri)]:
                     results = self.load(uri, "fanin", conns=n, procs=self.s["procs"], duration=d,
                                         timeout=max(120, n / 20), server=server)
                 row = self._merge_conn_results(impl, kind, n, results)
+                if patch:
+                    row["server"] += " (patched: calls inline)"
                 lat = [v for r in results for v in r["latencies_us"]]
                 calls = sum(r["calls"] for r in results)
                 row.update(calls=calls, duration_s=d, calls_per_s=calls / d,
@@ -295,7 +297,11 @@ class Runner:
                     n, row["calls_per_s"], row["p99_ms"] or 0, row["refused"], row["errors"])
             return step
 
-        return [("%s x%d" % (label(i, k), n), run(i, k, n)) for n in self.s["fanin_levels"] for i, k in SERVERS]
+        # geopyro's default server in an unpatched process runs every call on a pool thread; the patched row
+        # shows the same server with calls inline in the connections' greenlets
+        variants = [(i, k, False) for i, k in SERVERS] + [("geopyro", "greenlet", True)]
+        return [("%s%s x%d" % (label(i, k), " (patched)" if p else "", n), run(i, k, n, p))
+                for n in self.s["fanin_levels"] for i, k, p in variants]
 
     def _merge_conn_results(self, impl, kind, n, results):
         row = {"server": label(impl, kind), "connections": n}

@@ -38,7 +38,7 @@ def main(uri):
         report = sleeper.report()
         print("client: %d calls of time.sleep(%.1f) at once took %.1f s" % (NAPPERS, NAP, took))
         print("client: at most %d naps were in progress at once, on %s" % (report["peak"], report["where"]))
-        sleeper.crunch(0.3)
+        sleeper.crunch(1.0)  # long enough for the detector to see it even on a busy machine
         sleeper.crunch_on_a_thread(0.3)
         print("client: CPU work done (a patched server warns about the unmarked one)")
 
