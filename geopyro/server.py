@@ -1006,7 +1006,9 @@ def _create_instance(clazz, creator):
 def _blob_call(msg):
     import marshal
     try:
-        info, object_id, method = marshal.loads(bytes(msg.annotations["BLBI"]))
+        info = bytes(msg.annotations["BLBI"])
+        serializers.check_marshal_sizes(info)  # a size that lies would make marshal allocate it first
+        info, object_id, method = marshal.loads(info)
     except Exception as exc:
         raise errors.SerializeError("invalid SerializedBlob info annotation: %s" % exc) from None
     return object_id, method, (SerializedBlob(info, msg, is_blob=True),), {}

@@ -496,6 +496,10 @@ class SocketConnection:
             self._reader = protocol.MessageReader(config.MAX_MESSAGE_SIZE)
         return self._reader
 
+    def limit_messages(self, max_size):
+        """Give ``reader`` this size limit (a daemon's own MAX_MESSAGE_SIZE, not the global one)."""
+        self._reader = protocol.MessageReader(max_size)
+
     # --- lifecycle and information ---
 
     def close(self):

@@ -244,6 +244,26 @@ def test_client_vanishing_mid_message_is_dropped_cleanly(daemons, clean_config, 
         assert proxy.add(2, 2) == 4
 
 
+def test_multiplex_keeps_its_own_message_size_limit(daemons, clean_config):
+    """The limit is the daemon's copy of MAX_MESSAGE_SIZE: changing the global later does not raise it."""
+    clean_config.SERVERTYPE = "multiplex"
+    clean_config.MAX_MESSAGE_SIZE = 100000
+
+    @api.expose
+    class Sink:
+        def size(self, data):
+            return len(data)
+
+    uri = daemons.serve(Sink)
+    clean_config.MAX_MESSAGE_SIZE = 10 * 1000 * 1000  # lets the client send the big one
+    with api.Proxy(uri) as proxy:
+        assert proxy.size("x" * 1000) == 1000
+        with pytest.raises(errors.CommunicationError):
+            proxy.size("x" * 1000 * 1000)
+    with api.Proxy(uri) as proxy:
+        assert proxy.size("x" * 1000) == 1000  # the server goes on
+
+
 def test_oneway_runs_in_its_own_greenlet_on_multiplex(daemons, clean_config):
     clean_config.SERVERTYPE = "multiplex"
     # threading's Event: the two calls may run on different pool threads (gevent's own Event before 26.9

@@ -310,6 +310,16 @@ def test_keepserialized_blob_with_hostile_info(served):
     refused(client.receive_result())
 
 
+def test_keepserialized_blob_info_with_a_lying_size_is_refused_before_loading(served):
+    """Five bytes of BLBI annotation declaring a 16-million-element list: refused by the size check, so
+    marshal never allocates the list."""
+    _, client, _ = served
+    lying = b"[" + (0x00FFFFFF).to_bytes(4, "little")
+    client.send(client.invoke_bytes(b"x", protocol.FLAGS_KEEPSERIALIZED, annotations={"BLBI": lying}))
+    error = refused(client.receive_result())
+    assert "exceeds" in str(error), error
+
+
 # --- serializers that could execute code ---
 
 class _Boom:

@@ -324,6 +324,7 @@ class MultiplexServer:
     def _add_client(self, sock, address):
         conn = socketutil.SocketConnection(sock)
         conn._peer = address
+        conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
         limit = self.settings.MAX_CONNECTIONS
         client = _Client(conn)
         if limit and len(self._clients) >= limit:
