@@ -222,7 +222,8 @@ class MultiplexServer:
         if self.sock is not None:
             selector.register(self.sock, _READ, self._accept)
         for sock, client in self._clients.items():
-            selector.register(sock, _READ, lambda c=client: self._read(c))
+            if not client.aside:  # a client set aside is registered again when it is taken back
+                selector.register(sock, _READ, lambda c=client: self._read(c))
 
     def combine_loop(self, other):
         """Serve ``other`` (another multiplex server) from this server's selector and loop."""
