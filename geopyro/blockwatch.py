@@ -87,8 +87,30 @@ def watch_this_hub(threshold):
                     started = hub.start_periodic_monitoring_thread() is not None
             finally:
                 settings.monitor_thread = user_enabled  # hubs of other threads (pool workers) get no monitor
+            if started and not user_enabled:
+                _check_without_stacks(hub.periodic_monitoring_thread)
     _watchers[hub] = [1, started]
     active = True
+
+
+def _check_without_stacks(monitor):
+    """Swap gevent's blocking check for one that only notifies EventLoopBlocked, with an empty report.
+
+    gevent's own check formats every thread's stack for its report, walking
+    the frames of threads that are running meanwhile; on CPython 3.11+ that
+    can crash the process (seen here, on a busy machine). We need only the
+    event: which greenlet blocked.
+    """
+    tracer = monitor._greenlet_tracer
+
+    def check_blocking(hub):
+        did_block = tracer.did_block_hub(hub)
+        if did_block:
+            gevent_events.notify(gevent_events.EventLoopBlocked(did_block[1], gevent.config.max_blocking_time, []))
+        return did_block
+
+    monitor.add_monitoring_function(check_blocking, gevent.config.max_blocking_time)
+    monitor.add_monitoring_function(monitor.monitor_blocking, None)  # ours is now first: it keeps the period
 
 
 def unwatch_this_hub():

@@ -407,6 +407,29 @@ def test_oneway_calls_past_the_backlog_are_dropped_with_a_warning(daemons, clean
 
 # --- the blocking detector ---
 
+def test_blocking_detector_never_formats_thread_stacks():
+    """gevent's own check walks every running thread's frames for its report (which can crash CPython
+    3.11+); the monitor we start runs a check that only notifies which greenlet blocked."""
+    from geopyro import blockwatch
+    seen = {}
+
+    def in_a_thread():
+        hub = gevent.get_hub()
+        blockwatch.watch_this_hub(0.05)
+        try:
+            monitor = hub.periodic_monitoring_thread
+            seen["functions"] = [entry.function for entry in monitor.monitoring_functions()]
+            seen["gevent_check"] = monitor.monitor_blocking
+        finally:
+            blockwatch.unwatch_this_hub()
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(10)
+    assert len(seen["functions"]) == 1
+    assert seen["functions"][0] != seen["gevent_check"]
+
+
 def test_blocking_detector_names_a_method_that_blocks_the_loop(daemons, clean_config, caplog):
     clean_config.CALL_EXECUTION = "inline"
     clean_config.BLOCKING_WARNING = 0.05
