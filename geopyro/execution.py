@@ -74,6 +74,15 @@ def in_pool_thread():
     return getattr(_worker_state, "runner", None) is not None
 
 
+def run_off_loop(func, *args):
+    """Run ``func(*args)`` (work that cannot yield: inflating, parsing a large message) on a thread of this
+    hub's own pool, the calling greenlet waiting cooperatively; right here when already off the loop."""
+    hub = get_hub()
+    if in_pool_thread() or gevent.getcurrent() is hub:
+        return func(*args)
+    return hub.threadpool.apply(func, args)
+
+
 def _run_guarded(runner, func, args):
     """Run ``func`` on a pool thread; never raise (gevent would print it), return (ok, value)."""
     _worker_state.runner = runner

@@ -55,7 +55,7 @@ LARGE_BODY = 1 << 20  # encode(join=False) leaves payloads from this size on apa
 class Message:
     """One protocol message: what was parsed off the wire, or what is about to be sent."""
 
-    __slots__ = ("type", "flags", "seq", "serializer_id", "data", "annotations", "corr_id")
+    __slots__ = ("type", "flags", "seq", "serializer_id", "data", "annotations", "corr_id", "decoded")
 
     def __init__(self, msgtype, flags, seq, serializer_id, data=b"", annotations=None, corr_id=EMPTY_CORR_ID):
         self.type = msgtype
@@ -65,6 +65,7 @@ class Message:
         self.data = data
         self.annotations = annotations if annotations is not None else {}
         self.corr_id = corr_id
+        self.decoded = None  # a server's (ok, value) of deserializing data, once done (maybe on a thread)
 
     def __repr__(self):
         return "<Message type=%d flags=0x%x seq=%d serializer=%d size=%d annotations=%s>" % (
@@ -163,18 +164,41 @@ def parse_annotations(chunk):
     return result
 
 
+INFLATE_STEP = 1 << 20  # bytes inflated per step (what a message may cost beyond MAX_MESSAGE_SIZE)
+INFLATE_AS_READ = 16 * 1024  # a server's reader inflates compressed bodies up to this size itself
+
+
 def decompress(data, max_size):
-    """Inflate a compressed payload, refusing to grow past ``max_size`` (no zip bombs)."""
+    """Inflate a compressed payload, refusing to grow past ``max_size`` (no zip bombs).
+
+    Inflated in steps into one growing buffer, so the peak is about
+    ``max_size`` (zlib's one-shot output would be built in blocks and then
+    joined: twice that).
+    """
     inflater = zlib.decompressobj()
+    out = bytearray()
     try:
-        out = inflater.decompress(data, max_size + 1)
+        while True:
+            room = max_size + 1 - len(out)
+            chunk = inflater.decompress(data, min(INFLATE_STEP, room))
+            out += chunk
+            if len(out) > max_size:
+                raise MessageTooLargeError("decompressed message larger than max=%d" % max_size)
+            data = inflater.unconsumed_tail
+            if not data and len(chunk) < min(INFLATE_STEP, room):
+                break  # all input used and zlib had no more output to give
     except zlib.error as exc:
         raise ProtocolError("invalid compressed payload: %s" % exc) from None
-    if len(out) > max_size or inflater.unconsumed_tail:
-        raise MessageTooLargeError("decompressed message larger than max=%d" % max_size)
     if not inflater.eof:
         raise ProtocolError("invalid compressed payload: truncated")
     return out
+
+
+def inflate(msg, max_size):
+    """Inflate ``msg``'s data in place if a reader left it compressed (see MessageReader's inflate_limit)."""
+    if msg.flags & FLAGS_COMPRESSED:
+        msg.data = decompress(msg.data, max_size)
+        msg.flags &= ~FLAGS_COMPRESSED
 
 
 class MessageReader:
@@ -184,10 +208,11 @@ class MessageReader:
     that declares a huge size costs nothing until the data really comes.
     """
 
-    __slots__ = ("max_size", "_buf", "_header")
+    __slots__ = ("max_size", "inflate_limit", "_buf", "_header")
 
-    def __init__(self, max_size):
+    def __init__(self, max_size, inflate_limit=None):
         self.max_size = max_size
+        self.inflate_limit = inflate_limit  # larger compressed bodies stay compressed (flag kept): see inflate()
         self._buf = bytearray()
         self._header = None
 
@@ -239,8 +264,10 @@ class MessageReader:
         annotations = parse_annotations(body[:ann_size]) if ann_size else {}
         data = body[ann_size:] if ann_size else body
         if flags & FLAGS_COMPRESSED:
-            data = decompress(data, self.max_size)
-            flags &= ~FLAGS_COMPRESSED
+            if self.inflate_limit is None or len(data) <= self.inflate_limit:
+                data = decompress(data, self.max_size)
+                flags &= ~FLAGS_COMPRESSED
+            # else a server inflates it later, where it does not hold up other clients
         else:
             data = bytes(data) if len(data) < 65536 else data
         return Message(msgtype, flags, seq, serializer_id, data, annotations, corr_id)

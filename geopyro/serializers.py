@@ -21,6 +21,7 @@ import json
 import logging
 import marshal
 import numbers
+import re
 import struct
 import types
 import uuid
@@ -28,7 +29,7 @@ import uuid
 import msgpack
 import serpent
 
-from . import config, errors, serpent_fastpath
+from . import config, errors, serpent_fastpath, serpent_steps
 
 __all__ = ["SerializerBase", "SerpentSerializer", "MarshalSerializer", "JsonSerializer", "MsgpackSerializer",
            "serializers", "serializers_by_id", "get_serializer", "get_serializer_by_id"]
@@ -201,7 +202,12 @@ class SerializerBase:
         raise errors.SerializeError("unsupported serialized class: " + classname)
 
     def recreate_classes(self, literal):
-        """Walk plain data, turning class dicts into objects; refuses code objects anywhere (keys too)."""
+        """Walk plain data, turning class dicts into objects; refuses code objects anywhere (keys too).
+
+        Each container is visited once: data whose parts are shared (marshal can
+        send one list referenced many times) stays shared, instead of being
+        copied once per path to it, which grows exponentially with the depth.
+        """
         t = type(literal)
         if t in _PLAIN_TYPES:
             return literal
@@ -210,22 +216,49 @@ class SerializerBase:
                 if type(item) not in _PLAIN_TYPES:
                     break
             else:
-                return literal  # freshly deserialized and nothing to rebuild: no copy
-        if t is list:
-            return [self.recreate_classes(x) for x in literal]
-        if t is dict:
-            if "__class__" in literal:
-                return self.dict_to_class(literal)
-            return {self.recreate_classes(key): self.recreate_classes(value) for key, value in literal.items()}
-        if t is tuple:
-            return tuple(self.recreate_classes(x) for x in literal)
-        if t is set:
-            return {self.recreate_classes(x) for x in literal}
-        if t is frozenset:
-            return frozenset(self.recreate_classes(x) for x in literal)
-        if t is types.CodeType:
-            raise errors.SecurityError("refused to deserialize a code object")
-        return literal
+                return literal  # the usual arguments: nothing to rebuild, no copy
+        done = {}  # id of a container visited -> what it became (_VISITING while it is being rebuilt)
+        dict_to_class = self.dict_to_class
+
+        def rebuild(obj):
+            t = type(obj)
+            if t in _PLAIN_TYPES:
+                return obj
+            key = id(obj)
+            result = done.get(key, _NOT_VISITED)
+            if result is not _NOT_VISITED:
+                if result is _VISITING:
+                    raise errors.SerializeError("cannot deserialize data that contains itself")
+                return result
+            if t is tuple or t is list:
+                for item in obj:
+                    if type(item) not in _PLAIN_TYPES:
+                        break
+                else:
+                    done[key] = obj
+                    return obj  # freshly deserialized and nothing to rebuild: no copy
+            done[key] = _VISITING
+            if t is list:
+                result = [rebuild(x) for x in obj]
+            elif t is dict:
+                if "__class__" in obj:
+                    result = dict_to_class(obj)
+                else:
+                    result = {rebuild(k): rebuild(v) for k, v in obj.items()}
+            elif t is tuple:
+                result = tuple(rebuild(x) for x in obj)
+            elif t is set:
+                result = {rebuild(x) for x in obj}
+            elif t is frozenset:
+                result = frozenset(rebuild(x) for x in obj)
+            elif t is types.CodeType:
+                raise errors.SecurityError("refused to deserialize a code object")
+            else:
+                result = obj
+            done[key] = result
+            return result
+
+        return rebuild(literal)
 
     # --- the interface every serializer implements ---
 
@@ -278,6 +311,7 @@ class SerializerBase:
 
 
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+_NOT_VISITED, _VISITING = object(), object()
 
 
 def _to_bytes(data):
@@ -295,6 +329,37 @@ def _check_call(call):
     if not isinstance(vargs, (tuple, list)) or not isinstance(kwargs, dict):
         raise errors.SerializeError("invalid call message: vargs must be a sequence and kwargs a dict")
     return obj, method, vargs, kwargs
+
+
+PARSER_ITEM_COST = 1024  # bytes of memory Python's parser spends per item of a serpent text, about
+MIN_PARSER_ITEMS = 100000
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"')  # string literals, as repr() writes them
+
+
+def parser_item_limit():
+    """How many items a serpent text may hold when it needs Python's parser (not the fast reader).
+
+    That parser (``ast.literal_eval``) builds a syntax tree first: about a
+    kilobyte and a few microseconds per item, much of it holding the
+    interpreter lock. A 28 MB text of small items would take gigabytes and a
+    minute or more. The limit keeps the tree within about MAX_MESSAGE_SIZE of
+    memory (and never below 100,000 items).
+    """
+    return max(MIN_PARSER_ITEMS, config.MAX_MESSAGE_SIZE // PARSER_ITEM_COST)
+
+
+def _check_parser_items(text):
+    """Refuse a serpent text with more items than ``parser_item_limit`` before Python's parser sees it."""
+    limit = parser_item_limit()
+    items = sum(map(text.count, ",:[({"))
+    if items <= limit:
+        return
+    items = sum(map(_QUOTED.sub("", text).count, ",:[({"))  # (a string's commas are not items)
+    if items > limit:
+        raise errors.SerializeError(
+            "serpent data too large to parse: about %d items where at most %d are read (Python's parser costs "
+            "about %d bytes per item; the limit follows MAX_MESSAGE_SIZE); send large data with the msgpack "
+            "or json serializer" % (items, limit, PARSER_ITEM_COST))
 
 
 class SerpentSerializer(SerializerBase):
@@ -315,9 +380,11 @@ class SerpentSerializer(SerializerBase):
     @staticmethod
     def _parse(data):
         """The literal in serpent ``data`` (bytes or a memoryview): the fast reader first, else serpent."""
-        value = serpent_fastpath.read(codecs.decode(data, "utf-8"))
+        text = codecs.decode(data, "utf-8")
+        value = serpent_fastpath.read(text)
         if value is serpent_fastpath.NOT_READ:
-            value = serpent.loads(data)
+            _check_parser_items(text)
+            value = serpent_steps.read(text) if len(text) > serpent_steps.PIECE else serpent.loads(data)
         return value
 
     def _load(self, data):
@@ -354,12 +421,15 @@ class SerpentSerializer(SerializerBase):
 
 
 # marshal type codes -> how many bytes of payload follow inline (None: a 1- or 4-byte count or length follows)
-_MARSHAL_FIXED = {ord(c): n for c, n in (("0", 0), ("N", 0), ("F", 0), ("T", 0), ("S", 0), (".", 0),
-                                         ("i", 4), ("g", 8), ("y", 16), ("r", 4), ("{", 0))}
+_MARSHAL_FIXED = {ord(c): n for c, n in (("N", 0), ("F", 0), ("T", 0), ("S", 0), (".", 0),
+                                         ("i", 4), ("g", 8), ("y", 16), ("r", 4))}
 _MARSHAL_SIZED4 = {ord(c) for c in "stuaA"}          # 4-byte length, then that many bytes
 _MARSHAL_SIZED1 = {ord(c) for c in "zZf"}            # 1-byte length, then that many bytes
 _MARSHAL_COUNT4 = {ord(c) for c in "([<>"}           # 4-byte element count, elements follow
+_MARSHAL_LONG, _MARSHAL_SMALL_TUPLE, _MARSHAL_DICT, _MARSHAL_NULL = ord("l"), ord(")"), ord("{"), ord("0")
+_MARSHAL_COMPLEX, _MARSHAL_CODE = ord("x"), ord("c")
 _MARSHAL_REF_FLAG = 0x80
+_OPEN_DICT = -1  # in check_marshal_sizes: an open dict, which ends at a NULL code instead of after a count
 
 
 def check_marshal_sizes(data):
@@ -368,45 +438,80 @@ def check_marshal_sizes(data):
     marshal.loads allocates a container or long of the declared size before it
     reads any element, so five bytes could ask for gigabytes. Each element takes
     at least one byte, so a count larger than what remains is a lie. Code
-    objects are refused here too.
+    objects are refused here too. The walk follows the structure and ends with
+    the value; bytes after it (which marshal.loads would ignore, and which could
+    be megabytes of filler for this walk to chew on) are refused without being read.
     """
     view = memoryview(data)
     pos, end = 0, len(view)
-    while pos < end:
+    open_counts = []  # for each container being read: how many elements are still to come (or _OPEN_DICT)
+    while True:
+        if pos >= end:
+            raise errors.SerializeError("invalid marshal data: truncated")
         code = view[pos] & ~_MARSHAL_REF_FLAG
         pos += 1
-        remaining = end - pos
-        if code in _MARSHAL_FIXED:
-            size = _MARSHAL_FIXED[code]
-        elif code in _MARSHAL_SIZED4 or code in _MARSHAL_COUNT4 or code == ord("l"):
-            if remaining < 4:
+        size = _MARSHAL_FIXED.get(code)
+        if size is not None:
+            pos += size
+        elif code in _MARSHAL_SIZED4 or code in _MARSHAL_COUNT4 or code == _MARSHAL_LONG:
+            if end - pos < 4:
                 raise errors.SerializeError("invalid marshal data: truncated size field")
             count = int.from_bytes(view[pos:pos + 4], "little", signed=True)
             pos += 4
-            if code == ord("l"):
+            if code == _MARSHAL_LONG:
                 count = abs(count) * 2  # digits of 2 bytes each
             if count < 0 or count > end - pos:
                 raise errors.SerializeError("invalid marshal data: declared size %d exceeds the %d bytes left"
                                             % (count, end - pos))
-            size = 0 if code in _MARSHAL_COUNT4 else count
-        elif code in _MARSHAL_SIZED1 or code == ord(")"):
-            if remaining < 1:
+            if code in _MARSHAL_COUNT4:
+                if count:
+                    open_counts.append(count)
+                    continue
+            else:
+                pos += count
+        elif code == _MARSHAL_SMALL_TUPLE:
+            if pos >= end:
                 raise errors.SerializeError("invalid marshal data: truncated size field")
-            size = view[pos] if code != ord(")") else 0
+            count = view[pos]
             pos += 1
-        elif code == ord("x"):  # complex as two short float strings
+            if count:
+                open_counts.append(count)
+                continue
+        elif code in _MARSHAL_SIZED1:
+            if pos >= end:
+                raise errors.SerializeError("invalid marshal data: truncated size field")
+            pos += 1 + view[pos]
+        elif code == _MARSHAL_DICT:
+            open_counts.append(_OPEN_DICT)
+            continue
+        elif code == _MARSHAL_NULL:
+            if not open_counts or open_counts[-1] != _OPEN_DICT:
+                raise errors.SerializeError("invalid marshal data: NULL outside a dict")
+            open_counts.pop()  # the dict is complete
+        elif code == _MARSHAL_COMPLEX:  # two short float strings
             for _ in range(2):
                 if pos >= end:
                     raise errors.SerializeError("invalid marshal data: truncated complex")
                 pos += 1 + view[pos]
-            size = 0
-        elif code == ord("c"):
+        elif code == _MARSHAL_CODE:
             raise errors.SecurityError("refused to deserialize a code object")
         else:
             raise errors.SerializeError("invalid marshal data: unsupported type code %r" % chr(code))
-        pos += size
         if pos > end:
             raise errors.SerializeError("invalid marshal data: truncated")
+        # a value is complete: it may complete the containers around it
+        while open_counts:
+            left = open_counts[-1]
+            if left == _OPEN_DICT:
+                break
+            if left > 1:
+                open_counts[-1] = left - 1
+                break
+            open_counts.pop()
+        else:
+            break  # the outermost value is complete
+    if pos != end:
+        raise errors.SerializeError("invalid marshal data: %d bytes after the end of the value" % (end - pos))
 
 
 class MarshalSerializer(SerializerBase):

@@ -462,7 +462,7 @@ class Daemon:
             if denied_reason:
                 raise errors.CommunicationError(denied_reason)
             serializer = serializers.get_serializer_by_id(serializer_id)
-            data = serializer.loads(msg.data)
+            data = self._decoded(msg)
             if not isinstance(data, dict) or "handshake" not in data or "object" not in data:
                 raise errors.ProtocolError("invalid handshake data")
             current_context.client = conn
@@ -550,10 +550,7 @@ class Daemon:
             if msg.type == protocol.MSG_PING:
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
             serializer = serializers.get_serializer_by_id(msg.serializer_id)
-            if flags & protocol.FLAGS_KEEPSERIALIZED:
-                object_id, method_name, vargs, kwargs = _blob_call(msg)
-            else:
-                object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
+            object_id, method_name, vargs, kwargs = self._decoded(msg)
             target = _unpack_weakref(self.objectsById.get(object_id))
             if target is None:
                 log.debug("unknown object requested: %s", object_id)
@@ -561,6 +558,26 @@ class Daemon:
         except Exception as exc:
             return self._error_outcome(msg, exc, False)
         return _Call(msg, serializer, method_name, vargs, kwargs, target, correlation)
+
+    def _decoded(self, msg):
+        """The deserialized payload of a CONNECT or INVOKE message (raises what deserializing raised).
+
+        A large or compressed payload is inflated and deserialized on a thread
+        (that work cannot yield), unless a multiplex loop did so already.
+        """
+        if msg.decoded is None:
+            if decodes_off_loop(msg):
+                _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
+            else:
+                decode_payload(msg, self._settings.MAX_MESSAGE_SIZE)
+        ok, value = msg.decoded
+        msg.decoded = None  # taken: msg must not keep the value (a SerializedBlob in it refers back to msg)
+        if ok:
+            return value
+        try:
+            raise value
+        finally:
+            del value
 
     def _run(self, conn, call):
         """Run a prepared call where the CallRunner says; returns an _Outcome, a _Call or None (see _dispatch)."""
@@ -950,6 +967,7 @@ class _Outcome:
 
 
 _REQUEST_TYPES = (protocol.MSG_INVOKE, protocol.MSG_PING)
+OFF_LOOP_BYTES = 64 * 1024  # payloads from this size are deserialized on a thread (see Daemon._decoded)
 _STREAM_METHODS = frozenset(("get_next_stream_item", "close_stream"))
 
 
@@ -1001,6 +1019,27 @@ def _create_instance(clazz, creator):
     except Exception as exc:
         log.warning("could not create an instance of %s: %r", clazz.__name__, exc)
         raise
+
+
+def decodes_off_loop(msg):
+    """True when deserializing ``msg`` is work to do on a thread: a large or still compressed payload."""
+    return msg.decoded is None and msg.type != protocol.MSG_PING and (
+        len(msg.data) >= OFF_LOOP_BYTES or msg.flags & protocol.FLAGS_COMPRESSED)
+
+
+def decode_payload(msg, max_size):
+    """Inflate and deserialize a CONNECT or INVOKE payload; the outcome goes to ``msg.decoded``: (ok, value)."""
+    try:
+        protocol.inflate(msg, max_size)
+        if msg.type == protocol.MSG_CONNECT:
+            value = serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
+        elif msg.flags & protocol.FLAGS_KEEPSERIALIZED:
+            value = _blob_call(msg)
+        else:
+            value = serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
+        msg.decoded = (True, value)
+    except Exception as exc:
+        msg.decoded = (False, exc.with_traceback(None))  # its frames refer to msg (and to what was inflated)
 
 
 def _blob_call(msg):

@@ -497,8 +497,9 @@ class SocketConnection:
         return self._reader
 
     def limit_messages(self, max_size):
-        """Give ``reader`` this size limit (a daemon's own MAX_MESSAGE_SIZE, not the global one)."""
-        self._reader = protocol.MessageReader(max_size)
+        """Read this connection as a server's: ``max_size`` is the daemon's own MAX_MESSAGE_SIZE (not the
+        global one), and bodies that are more than a little compressed are left for the daemon to inflate."""
+        self._reader = protocol.MessageReader(max_size, protocol.INFLATE_AS_READ)
 
     # --- lifecycle and information ---
 

@@ -69,6 +69,7 @@ class GreenletServer:
                 return
         conn = socketutil.SocketConnection(sock)
         conn._peer = address
+        conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
         limit = self.settings.MAX_CONNECTIONS
         if limit and len(self._connections) >= limit:
             common.deny_connection(self.daemon, conn, "server is at its connection limit (%d), try again later"
