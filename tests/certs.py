@@ -190,6 +190,8 @@ needed = options.get("nofile", 0)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if needed and soft != resource.RLIM_INFINITY and soft < needed:
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
+if options.get("nofile_limit"):  # few descriptors: accept() runs out
+    resource.setrlimit(resource.RLIMIT_NOFILE, (options["nofile_limit"], hard))
 if options.get("tracemalloc"):
     import tracemalloc
     tracemalloc.start()
@@ -230,6 +232,9 @@ class Service:
 
     def echo(self, value):
         return value
+
+    def text(self, size):
+        return "x" * size
 
     @api.cooperative  # gevent code: runs inline, as many at once as clients ask
     def slow(self, seconds):
@@ -324,11 +329,12 @@ def _read_line(proc, deadline, stderr_path):
 class ServerProcess:
     """A geopyro daemon in its own process; ``info`` holds its URIs, location and pid."""
 
-    def __init__(self, directory, config=None, port=0, nofile=0, tracemalloc=False):
+    def __init__(self, directory, config=None, port=0, nofile=0, tracemalloc=False, nofile_limit=0):
         script = os.path.join(str(directory), "geopyro_server.py")
         with open(script, "w") as out:
             out.write(SERVER_SCRIPT)
-        options = {"config": config or {}, "port": port, "nofile": nofile, "tracemalloc": tracemalloc}
+        options = {"config": config or {}, "port": port, "nofile": nofile, "tracemalloc": tracemalloc,
+                   "nofile_limit": nofile_limit}
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYRO_")}
         # stderr goes to a file: a server logging thousands of warnings must never block on a full pipe
         self.stderr_path = os.path.join(str(directory), "server-stderr-%d.txt" % next(_serial))
@@ -379,6 +385,7 @@ class Watchdog:
         self.uri = uri
         self.calls = 0
         self.failures = []
+        self.worst = 0.0  # the longest call since start() or mark(), in seconds
         self._pause = pause
         self._stop = threading.Event()
         self._started = threading.Event()
@@ -394,7 +401,9 @@ class Watchdog:
                 self._started.set()
                 while not self._stop.is_set():
                     number += 1
+                    started = time.monotonic()
                     result = proxy.echo(number)
+                    self.worst = max(self.worst, time.monotonic() - started)
                     if result != number:
                         raise AssertionError("echo(%d) returned %r" % (number, result))
                     self.calls += 1
@@ -409,6 +418,11 @@ class Watchdog:
         self._started.wait(STARTUP_DEADLINE)
         assert not self.failures, self.failures
         return self
+
+    def mark(self):
+        """Start measuring ``worst`` afresh (after a few calls, so that none started before counts)."""
+        self.progressing(2)
+        self.worst = 0.0
 
     def progressing(self, calls=3, timeout=20.0):
         """Assert that the well-behaved client completes ``calls`` more calls (within a hang guard)."""

@@ -15,10 +15,12 @@ one request loop serve several daemons.
 
 import collections
 import contextlib
+import errno
 import logging
 import os
 import selectors
 import socket as _stdlib_socket
+import ssl
 import time
 
 import gevent
@@ -26,12 +28,15 @@ import gevent.monkey
 import gevent.socket
 from gevent.selectors import GeventSelector
 
-from .. import errors, program, protocol, socketutil
+from .. import errors, execution, program, protocol, server, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.multiplex")
 
-_READ = 1  # selectors.EVENT_READ
+_READ, _WRITE = 1, 2  # selectors.EVENT_READ, EVENT_WRITE
+_NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX = 0.05, 1.0  # seconds accepting pauses when out of descriptors (doubling)
 _EXPECTED = (protocol.MSG_INVOKE, protocol.MSG_PING)
 
 
@@ -110,16 +115,66 @@ def _readable(sock):
         return False
 
 
+class _BufferedConnection(socketutil.SocketConnection):
+    """A multiplex client's connection, whose socket never blocks: sending takes what the socket accepts
+    now and keeps the rest in ``unsent``, for the loop to send when the client reads again."""
+
+    __slots__ = ("unsent",)
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.unsent = collections.deque()  # memoryviews not sent yet, in order
+
+    def send(self, data):
+        for part in data if type(data) is tuple else (data,):
+            if self.unsent:
+                self.unsent.append(memoryview(part))
+                continue
+            sent = self._send_now(part)
+            if sent < len(part):
+                self.unsent.append(memoryview(part)[sent:])
+
+    def flush(self):
+        """Send what was kept back, as far as the socket takes it; True once nothing is left."""
+        unsent = self.unsent
+        while unsent:
+            part = unsent[0]
+            sent = self._send_now(part)
+            if sent < len(part):
+                unsent[0] = part[sent:]
+                return False
+            unsent.popleft()
+        return True
+
+    def _send_now(self, data):
+        sock = self.sock
+        try:
+            if self._plain:
+                return sock._sock.send(data)
+            return sock.send(data)  # TLS with timeout 0: 0 when the record cannot go yet
+        except _NOT_YET:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise errors.ConnectionClosedError("sending: connection lost: %s" % exc) from None
+
+
+# why a client is not being read (None: it is)
+_ONEWAY_FULL = "oneway"   # it has all the oneway calls in progress it may have
+_DECODING = "decoding"    # its message is being deserialized on a thread
+_WRITING = "writing"      # it does not read its replies fast enough: they wait in its connection
+
+
 class _Client:
     """A connection and where it is in the conversation."""
 
-    __slots__ = ("conn", "handshaken", "last_activity", "aside")
+    __slots__ = ("conn", "handshaken", "last_activity", "aside", "ready")
 
     def __init__(self, conn):
         self.conn = conn
         self.handshaken = False
         self.last_activity = time.monotonic()
-        self.aside = False  # not read while it has all the oneway calls in progress it may have
+        self.aside = None  # why it is not read for now (see above)
+        self.ready = None  # a message deserialized while the client was aside, to handle first
 
 
 class MultiplexServer:
@@ -133,6 +188,10 @@ class MultiplexServer:
         self._ssl_context = common.ssl_server_context(settings)
         self._clients = {}  # socket -> _Client
         self._handshakes = {}  # greenlet doing a TLS handshake -> its socket
+        self._decoders = set()  # greenlets waiting for a message to be deserialized on a thread
+        self._writing = set()  # clients whose replies wait to be sent
+        self._accept_pause = 0.0  # seconds accepting pauses next time descriptors run out (0: accepting)
+        self._accept_resume = None  # the timer that starts accepting again
         self._selector = None
         self._selector_thread = None
         self._owner = self  # the server whose selector and loop we live in (see combine_loop)
@@ -160,13 +219,17 @@ class MultiplexServer:
 
     @property
     def sockets(self):
-        listening = [self.sock] if self.sock is not None else []
-        return listening + list(self._clients)
+        """The sockets to wait on for reading: the listening one (unless accepting pauses) and the clients
+        being read (not those set aside)."""
+        listening = [self.sock] if self.sock is not None and self._accept_resume is None else []
+        return listening + [sock for sock, client in self._clients.items() if client.aside is None]
 
     def events(self, eventsockets):
         """Handle the given ready sockets (listening or client) of this server or of combined ones."""
         selector = self._ensure_selector()
         self._owner._take_back_set_aside()
+        for each in [self._owner] + self._owner._combined:
+            each._flush_all()  # an outside loop waits for reading only: replies that wait go out here
         for sock in eventsockets:
             try:
                 key = selector.get_key(sock)
@@ -222,8 +285,10 @@ class MultiplexServer:
         if self.sock is not None:
             selector.register(self.sock, _READ, self._accept)
         for sock, client in self._clients.items():
-            if not client.aside:  # a client set aside is registered again when it is taken back
+            if client.aside is None:  # a client set aside is registered again when it is taken back
                 selector.register(sock, _READ, lambda c=client: self._read(c))
+            elif client.aside == _WRITING:
+                selector.register(sock, _WRITE, lambda c=client: self._flush(c))
 
     def combine_loop(self, other):
         """Serve ``other`` (another multiplex server) from this server's selector and loop."""
@@ -267,20 +332,24 @@ class MultiplexServer:
             self._loop.stopped()
 
     def _housekeeping(self, now):
-        for server in [self] + self._combined:
-            server._expire_idle(now)
-            server.daemon._housekeeping()
+        for each in [self] + self._combined:
+            each._expire_idle(now)
+            each.daemon._housekeeping()
 
     def _expire_idle(self, now):
         timeout = self.settings.COMMTIMEOUT
         if not timeout:
             return
         for client in list(self._clients.values()):
-            if now - client.last_activity > timeout and not client.aside:
-                if _readable(client.conn.sock):
-                    continue  # it did send; the loop was busy (a long call), so read it instead
+            if now - client.last_activity <= timeout or client.aside in (_ONEWAY_FULL, _DECODING):
+                continue
+            if client.aside == _WRITING:
+                log.debug("closing connection %s: it did not read its replies for %g s", client.conn, timeout)
+            elif _readable(client.conn.sock):
+                continue  # it did send; the loop was busy (a long call), so read it instead
+            else:
                 log.debug("closing idle or stalled connection %s", client.conn)
-                self._drop(client)
+            self._drop(client)
 
     def _wake(self):
         if self._wake_w is not None:
@@ -301,16 +370,39 @@ class MultiplexServer:
         except (BlockingIOError, _stdlib_socket.timeout, InterruptedError):
             return
         except OSError as exc:
-            log.warning("accept failed on %s: %s", self.locationStr, exc)
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                self._pause_accepting(exc)
+            else:
+                log.warning("accept failed on %s: %s", self.locationStr, exc)
             return
+        if self._accept_pause:
+            log.info("accepting connections on %s again", self.locationStr)
+            self._accept_pause = 0.0
         if self._ssl_context is not None:
             # handshake in its own greenlet: a silent or slow TLS peer must not stall the loop
             handshake = gevent.spawn(self._tls_accept, sock, address)
             self._handshakes[handshake] = sock
             handshake.link(lambda done: self._handshakes.pop(done, None))
             return
-        sock.settimeout(self.settings.COMMTIMEOUT or None)
         self._add_client(sock, address)
+
+    def _pause_accepting(self, exc):
+        """Out of descriptors: stop watching the listening socket for a while (the pending connection would
+        make every select() return at once), doubling the pause while it lasts; one warning, not a flood."""
+        if not self._accept_pause:
+            log.warning("accept failed on %s: %s; pausing new connections until descriptors are free",
+                        self.locationStr, exc)
+        self._accept_pause = min(ACCEPT_PAUSE_MAX, max(ACCEPT_PAUSE_MIN, self._accept_pause * 2))
+        with contextlib.suppress(KeyError, ValueError):
+            self._owner._selector.unregister(self.sock)
+        self._accept_resume = gevent.spawn_later(self._accept_pause, self._resume_accepting)
+
+    def _resume_accepting(self):
+        self._accept_resume = None
+        selector = self._owner._selector
+        if self.sock is not None and selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.register(self.sock, _READ, self._accept)
 
     def _tls_accept(self, sock, address):
         sock = common.tls_handshake(self._ssl_context, sock, address, self.settings)
@@ -323,7 +415,8 @@ class MultiplexServer:
         self._wake()  # the loop's select() started before this socket was registered
 
     def _add_client(self, sock, address):
-        conn = socketutil.SocketConnection(sock)
+        sock.settimeout(0.0)  # never wait in the loop: not for the rest of a TLS record, not to send
+        conn = _BufferedConnection(sock)
         conn._peer = address
         conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
         limit = self.settings.MAX_CONNECTIONS
@@ -336,13 +429,16 @@ class MultiplexServer:
     def _read(self, client):
         self._serve(client, receive=True)
 
-    def _serve(self, client, receive):
-        """Receive what is ready (when ``receive``), then handle every complete message buffered."""
+    def _serve(self, client, receive, msg=None):
+        """Receive what is ready (when ``receive``), then handle ``msg`` and every complete message buffered."""
         conn = client.conn
         try:
             reader = conn.reader
             if receive:
-                data = conn.sock.recv(socketutil.RECV_CHUNK)
+                try:
+                    data = conn.sock.recv(socketutil.RECV_CHUNK)
+                except _NOT_YET:
+                    return  # part of a TLS record: the rest comes later
                 if not data:
                     raise errors.ConnectionClosedError("connection closed by peer")
                 pending = getattr(conn.sock, "pending", None)
@@ -350,13 +446,21 @@ class MultiplexServer:
                     data += conn.sock.recv(socketutil.RECV_CHUNK)
                 client.last_activity = time.monotonic()
                 reader.feed(data)
-            msg = reader.next_message()
+            if msg is None:
+                msg = reader.next_message()
             while msg is not None:
+                if server.decodes_off_loop(msg) and (client.handshaken or client.handshaken is False
+                                                     and msg.type == protocol.MSG_CONNECT):
+                    self._decode_aside(client, msg)  # a large message: deserialized on a thread meanwhile
+                    return
                 if not self._process(client, msg):
                     return
                 if conn.closed:
                     return
                 client.last_activity = time.monotonic()  # a long call is not idleness
+                if conn.unsent:
+                    self._wait_writable(client)  # its replies wait: read nothing more from it until they are sent
+                    return
                 if self.daemon._calls.oneway_full(conn):
                     self._set_aside(client)  # the rest waits in its reader, and in the kernel's buffers
                     return
@@ -402,10 +506,60 @@ class MultiplexServer:
     def _set_aside(self, client):
         """Stop reading a client that sends oneway calls faster than they run, until some of them are done:
         the loop goes on with everyone else, and TCP makes the sender wait."""
-        client.aside = True
+        client.aside = _ONEWAY_FULL
         with contextlib.suppress(KeyError, ValueError):
             self._owner._selector.unregister(client.conn.sock)
         self.daemon._calls.when_oneway_room(client.conn, lambda: self._owner._return_later(self, client))
+
+    def _decode_aside(self, client, msg):
+        """Deserialize a large message on a thread while the loop serves everyone else; then handle it."""
+        client.aside = _DECODING
+        with contextlib.suppress(KeyError, ValueError):
+            self._owner._selector.unregister(client.conn.sock)
+
+        def decode():
+            try:
+                execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE)
+            finally:
+                client.ready = msg
+                self._decoders.discard(decoder)
+                self._owner._return_later(self, client)
+
+        decoder = gevent.spawn(decode)
+        self._decoders.add(decoder)
+
+    def _wait_writable(self, client):
+        """Stop reading a client whose replies wait to be sent; send them as its socket takes them."""
+        client.aside = _WRITING
+        self._writing.add(client)
+        with contextlib.suppress(KeyError, ValueError):
+            self._owner._selector.modify(client.conn.sock, _WRITE, lambda: self._flush(client))
+
+    def _flush(self, client):
+        """(the socket can take more) Send waiting replies; once all are out, read the client again."""
+        if self._clients.get(client.conn.sock) is not client or client.aside != _WRITING:
+            return
+        try:
+            if not client.conn.flush():
+                client.last_activity = time.monotonic()  # progress: it reads, slowly
+                return
+        except errors.CommunicationError as exc:
+            log.debug("client %s gone: %s", client.conn, exc)
+            self._drop(client)
+            return
+        client.aside = None
+        self._writing.discard(client)
+        client.last_activity = time.monotonic()
+        with contextlib.suppress(KeyError, ValueError):
+            self._owner._selector.modify(client.conn.sock, _READ, lambda: self._read(client))
+        if self.daemon._calls.oneway_full(client.conn):
+            self._set_aside(client)
+            return
+        self._serve(client, receive=False)
+
+    def _flush_all(self):
+        for client in list(self._writing):
+            self._flush(client)
 
     def _return_later(self, server, client):
         """(on the hub, from the oneway runner) Have the loop take ``client`` of ``server`` back."""
@@ -420,18 +574,20 @@ class MultiplexServer:
 
     def _take_back(self, client):
         sock = client.conn.sock
-        if self._clients.get(sock) is not client or not client.aside:
+        if self._clients.get(sock) is not client or client.aside not in (_ONEWAY_FULL, _DECODING):
             return  # dropped meanwhile
-        client.aside = False
+        client.aside = None
         client.last_activity = time.monotonic()
+        ready, client.ready = client.ready, None
         self._owner._ensure_selector().register(sock, _READ, lambda: self._read(client))
-        self._serve(client, receive=False)
+        self._serve(client, receive=False, msg=ready)
 
     def _drop(self, client):
         conn = client.conn
         sock = conn.sock
         if self._clients.pop(sock, None) is None:
             return
+        self._writing.discard(client)
         self.daemon._calls.forget_connection(conn)
         selector = self._owner._selector
         if selector is not None:
@@ -482,6 +638,11 @@ class MultiplexServer:
             with contextlib.suppress(OSError):
                 sock.close()
         self._handshakes.clear()
+        for decoder in list(self._decoders):
+            decoder.kill(block=False)
+        if self._accept_resume is not None:
+            self._accept_resume.kill(block=False)
+            self._accept_resume = None
         for client in list(self._clients.values()):
             self._drop(client)
         selector = self._owner._selector
