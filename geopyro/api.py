@@ -8,6 +8,7 @@ from .callcontext import current_context
 from .client import BatchProxy, Future, Proxy, SerializedBlob
 from .configure import global_config as config
 from .core import URI, locate_ns, resolve, type_meta
+from .nameserver import start_ns, start_ns_loop  # (as in Pyro5, this also makes the package's .nameserver)
 from .serializers import SerializerBase
 from .server import Daemon, DaemonObject, behavior, blocking, callback, cooperative, expose, oneway, serve
 
@@ -15,18 +16,6 @@ register_dict_to_class = SerializerBase.register_dict_to_class
 register_class_to_dict = SerializerBase.register_class_to_dict
 unregister_dict_to_class = SerializerBase.unregister_dict_to_class
 unregister_class_to_dict = SerializerBase.unregister_class_to_dict
-
-
-def start_ns(*args, **kwargs):
-    """Create a name server (see ``geopyro.nameserver.start_ns``)."""
-    from .nameserver import start_ns as _start_ns
-    return _start_ns(*args, **kwargs)
-
-
-def start_ns_loop(*args, **kwargs):
-    """Run a name server until interrupted (see ``geopyro.nameserver.start_ns_loop``)."""
-    from .nameserver import start_ns_loop as _start_ns_loop
-    return _start_ns_loop(*args, **kwargs)
 
 
 __all__ = ["config", "URI", "locate_ns", "resolve", "type_meta", "current_context",

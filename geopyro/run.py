@@ -1,0 +1,147 @@
+"""Run an unmodified Pyro5 program on geopyro.
+
+    python -m geopyro.run [--patch] script.py [args...]
+    python -m geopyro.run [--patch] -m package.module [args...]
+
+Before the program starts, ``Pyro5`` and each of its modules become names
+for geopyro's: ``import Pyro5.api``, ``from Pyro5.server import expose``,
+``-m Pyro5.nameserver`` and the rest load geopyro. ``--patch`` monkey-patches
+the standard library with gevent first (as ``python -m gevent.monkey``
+does); without it the program runs unpatched, as it does on Pyro5.
+
+Inside a program, the first line ``import geopyro.as_pyro5`` does the same
+(it must come before anything imports Pyro5).
+"""
+
+import importlib
+import importlib.abc
+import importlib.util
+import logging
+import runpy
+import sys
+
+__all__ = ["install", "uninstall", "PYRO5_MODULES", "main"]
+
+# Pyro5's module -> the geopyro module that stands for it
+PYRO5_MODULES = {
+    "Pyro5": "geopyro",
+    "Pyro5.api": "geopyro.api",
+    "Pyro5.callcontext": "geopyro.callcontext",
+    "Pyro5.client": "geopyro.client",
+    "Pyro5.configure": "geopyro.configure",
+    "Pyro5.core": "geopyro.core",
+    "Pyro5.errors": "geopyro.errors",
+    "Pyro5.nameserver": "geopyro.nameserver",
+    "Pyro5.nsc": "geopyro.nsc",
+    "Pyro5.protocol": "geopyro.protocol",
+    "Pyro5.serializers": "geopyro.serializers",
+    "Pyro5.server": "geopyro.server",
+    "Pyro5.socketutil": "geopyro.socketutil",
+    "Pyro5.svr_threads": "geopyro.servers.greenlet",  # Pyro5's default server type; geopyro's is the greenlet one
+    "Pyro5.svr_multiplex": "geopyro.servers.multiplex",
+    "Pyro5.svr_existingconn": "geopyro.servers.existing",
+    "Pyro5.utils": "geopyro.utils",
+    "Pyro5.utils.echoserver": "geopyro.utils.echoserver",
+}
+# Pyro5's modules geopyro does not offer yet, and why
+MISSING = {
+    "Pyro5.utils.httpgateway": "geopyro has no HTTP gateway yet",
+    "Pyro5.compatibility": "geopyro does not offer Pyro4's API yet",
+    "Pyro5.compatibility.Pyro4": "geopyro does not offer Pyro4's API yet",
+}
+
+log = logging.getLogger("geopyro.run")
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads an alias name as the geopyro module it stands for (the very same module object)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module):
+        pass  # imported already, under its own name
+
+
+class _Pyro5Finder(importlib.abc.MetaPathFinder):
+    """Answers imports of Pyro5's module names with geopyro's modules."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "Pyro5" and not fullname.startswith("Pyro5."):
+            return None
+        reason = MISSING.get(fullname)
+        if reason is not None:
+            raise ImportError("%s: %s (this program runs on geopyro through geopyro.run)" % (fullname, reason),
+                              name=fullname)
+        real = PYRO5_MODULES.get(fullname)
+        if real is None:
+            return None  # not a module of Pyro5's: the usual "No module named" error
+        is_package = fullname in ("Pyro5", "Pyro5.utils")
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(real), is_package=is_package)
+
+
+_finder = _Pyro5Finder()
+
+
+def install():
+    """Make ``Pyro5`` (and its modules) load geopyro from now on. Idempotent."""
+    if _finder in sys.meta_path:
+        return
+    for name in list(sys.modules):
+        if name == "Pyro5" or name.startswith("Pyro5."):
+            raise RuntimeError("Pyro5 was imported before geopyro's alias was installed: install it first "
+                               "(python -m geopyro.run, or 'import geopyro.as_pyro5' as the first import)")
+    sys.meta_path.insert(0, _finder)
+
+
+def uninstall():
+    """Undo ``install`` (for tests): Pyro5's names are forgotten, geopyro's modules stay."""
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+    for name in list(sys.modules):
+        if name == "Pyro5" or name.startswith("Pyro5."):
+            del sys.modules[name]
+
+
+def real_module_name(name):
+    """geopyro's module for a Pyro5 module name given to -m (``Pyro5.nameserver`` -> ``geopyro.nameserver``)."""
+    return PYRO5_MODULES.get(name, name)
+
+
+USAGE = "usage: python -m geopyro.run [--patch] (script.py | -m module) [args...]"
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    patch = False
+    if args and args[0] == "--patch":
+        patch = True
+        args.pop(0)
+    if not args or args[0] in ("-h", "--help") or args[0] == "-m" and len(args) < 2:
+        print(USAGE, file=sys.stderr if args[:1] != ["-h"] and args[:1] != ["--help"] else sys.stdout)
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    if patch:
+        from gevent import monkey
+        monkey.patch_all()
+    install()
+    if args[0] == "-m":
+        module = real_module_name(args[1])
+        sys.argv = [args[1]] + args[2:]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = args
+        sys.path.insert(0, _script_directory(args[0]))
+        runpy.run_path(args[0], run_name="__main__")
+    return 0
+
+
+def _script_directory(path):
+    import os
+    return os.path.dirname(os.path.abspath(path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""``python -m geopyro.run``: unmodified Pyro5 programs (server, client, name server) run on geopyro."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import Pyro5.api
+import pytest
+
+import geopyro.api
+from geopyro import run
+from support import child_env, first_line, free_port, wait_until
+
+SERVER = """\
+import sys
+import Pyro5.api
+import Pyro5.server
+from Pyro5.server import expose
+
+
+@expose
+class Greeter:
+    def greet(self, name):
+        return "hello " + name
+
+    def where(self):
+        import gevent.monkey
+        return {"daemon": type(daemon).__module__, "patched": gevent.monkey.is_module_patched("socket"),
+                "argv": sys.argv[1:], "main": __name__}
+
+
+daemon = Pyro5.server.Daemon(host="127.0.0.1")
+uri = daemon.register(Greeter, "greeter")
+print(uri, flush=True)
+daemon.requestLoop()
+"""
+
+CLIENT = """\
+import sys
+import Pyro5.api
+import Pyro5.errors
+
+with Pyro5.api.Proxy(sys.argv[1]) as greeter:
+    print(greeter.greet("client"))
+try:
+    Pyro5.api.Proxy(sys.argv[1].replace("greeter", "nosuch"))._pyroBind()
+except Pyro5.errors.CommunicationError as exc:  # Pyro5's exception types are geopyro's
+    print(type(exc).__module__, type(exc).__name__)
+print(Pyro5.api.Proxy.__module__)
+"""
+
+
+@pytest.fixture
+def program(tmp_path):
+    """Write a Pyro5 program into the test's folder; returns its path."""
+    def write(name, text):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return str(path)
+    return write
+
+
+def launch(*args, **popen):
+    return subprocess.Popen([sys.executable, "-m", "geopyro.run"] + list(args), env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.fixture
+def server(program):
+    """The Pyro5 server program, started through the launcher (unpatched); yields its URI."""
+    proc = launch(program("server.py", SERVER), "one", "two")
+    try:
+        yield first_line(proc, time.monotonic() + 30, "server through geopyro.run").strip()
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_pyro5_server_and_client_run_on_geopyro(server, program):
+    with geopyro.api.Proxy(server) as proxy:
+        assert proxy.where() == {"daemon": "geopyro.server", "patched": False, "argv": ["one", "two"],
+                                 "main": "__main__"}
+    with Pyro5.api.Proxy(server) as proxy:  # the real Pyro5 talks to it: same wire
+        assert proxy.greet("pyro5") == "hello pyro5"
+    client = launch(program("client.py", CLIENT), server)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 0, err
+    assert out.split("\n")[:3] == ["hello client", "geopyro.errors CommunicationError", "geopyro.client"]
+
+
+def test_patch_option(program):
+    proc = launch("--patch", program("server.py", SERVER))
+    try:
+        uri = first_line(proc, time.monotonic() + 30, "patched server").strip()
+        with geopyro.api.Proxy(uri) as proxy:
+            assert proxy.where()["patched"] is True
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_pyro5_name_server_module(tmp_path):
+    port = free_port()
+    proc = launch("-m", "Pyro5.nameserver", "-n", "127.0.0.1", "-p", str(port), "-x")
+    try:
+        def found():
+            try:
+                return geopyro.api.locate_ns("127.0.0.1", port, broadcast=False)
+            except geopyro.errors.NamingError:
+                return None
+        assert wait_until(found, 30), proc.stderr.read() if proc.poll() is not None else "no name server"
+        with found() as ns:
+            ns.register("example", "PYRO:obj@127.0.0.1:1234")
+            assert str(ns.lookup("example")) == "PYRO:obj@127.0.0.1:1234"
+        with Pyro5.api.locate_ns("127.0.0.1", port, broadcast=False) as ns:
+            assert "example" in ns.list()
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_in_code_form(program):
+    script = program("inline.py", """\
+        import geopyro.as_pyro5
+        import Pyro5
+        import Pyro5.api
+        from Pyro5 import errors
+        print(Pyro5.__name__, Pyro5.api.Daemon.__module__, errors.__name__, Pyro5.nameserver.__name__)
+        """)
+    done = subprocess.run([sys.executable, script], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["geopyro", "geopyro.server", "geopyro.errors", "geopyro.nameserver"]
+
+
+def test_modules_geopyro_lacks_say_so(program):
+    script = program("missing.py", """\
+        for name in ("Pyro5.utils.httpgateway", "Pyro5.compatibility.Pyro4", "Pyro5.nosuch"):
+            try:
+                __import__(name)
+            except ImportError as exc:
+                print(type(exc).__name__, exc)
+        """)
+    done = subprocess.run([sys.executable, "-m", "geopyro.run", script], env=child_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "no HTTP gateway yet" in lines[0]
+    assert "Pyro4's API" in lines[1]
+    assert lines[2] == "ModuleNotFoundError No module named 'Pyro5.nosuch'"
+
+
+def test_every_pyro5_module_has_a_counterpart():
+    import Pyro5
+    pyro5_dir = os.path.dirname(Pyro5.__file__)
+    names = set()
+    for folder, _, files in os.walk(pyro5_dir):
+        package = "Pyro5" + folder[len(pyro5_dir):].replace(os.sep, ".")
+        names.update(package + ("" if f == "__init__.py" else "." + f[:-3]) for f in files if f.endswith(".py"))
+    assert names == set(run.PYRO5_MODULES) | set(run.MISSING)
+
+
+def test_installing_after_pyro5_was_imported_is_refused():
+    assert "Pyro5" in sys.modules  # the real one, imported by this test module
+    with pytest.raises(RuntimeError, match="imported before"):
+        run.install()
+    assert run._finder not in sys.meta_path
+
+
+def test_usage():
+    done = subprocess.run([sys.executable, "-m", "geopyro.run"], env=child_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "usage: python -m geopyro.run" in done.stderr
