@@ -72,6 +72,9 @@ class Proxy:
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
         self.__lock = gevent.lock.Semaphore()  # one call at a time (not reentrant: see _pyroInvoke)
         current_context.response_annotations = {}
+        if config.SERIALIZER not in serializers.serializers:
+            raise ValueError("unknown serializer configured: %r (config.SERIALIZER; known: %s)"
+                             % (config.SERIALIZER, ", ".join(sorted(serializers.serializers))))
         if connected_socket is not None:
             self.__connect(False, socketutil.to_gevent_socket(connected_socket))
 

@@ -4,6 +4,11 @@ One object, ``geopyro.config``, holds the settings. Daemons and proxies read it
 when they are made. Environment variables ``PYRO_<ITEM>`` override defaults at
 import time and on ``reset()``, the same convention as Pyro5.
 
+As in Pyro5, an item takes any value; it is checked where it is used (a bad
+SERVERTYPE fails in ``Daemon()``, say). Only unknown item names are refused
+at once. A number given where a float is expected is stored as a float, and
+0 or 1 where a bool is expected as a bool.
+
 Run ``python -m geopyro.configure`` to print the active configuration.
 """
 
@@ -68,12 +73,13 @@ _DEFAULTS = {
     "BLOCKING_WARNING": (0.1, (float,)),
 }
 
-CALL_EXECUTIONS = ("auto", "inline", "thread")
-
-SERVERTYPES = ("greenlet", "thread", "multiplex")
-
 _TRUE = ("1", "yes", "on", "true")
 _FALSE = ("0", "no", "off", "false")
+
+
+class UnknownConfigItem(AttributeError, ValueError):
+    """Assigning an item Pyro5 does not know: an AttributeError, as in Pyro5 (and a ValueError, as geopyro
+    said before)."""
 
 
 def _unknown_item(name):
@@ -83,31 +89,19 @@ def _unknown_item(name):
 
 
 def _coerce(name, value):
-    """Check a value against the item's kind; convert the harmless cases (int -> float)."""
+    """The value as stored: the harmless conversions to the item's kind (int -> float, 0/1 -> bool), any
+    other value as it is (Pyro5 stores whatever it is given)."""
     kinds = _DEFAULTS[name][1]
-    if value is None:
-        if None in kinds:
-            return None
-        raise ValueError("config item %s cannot be None" % name)
     if bool in kinds:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
+        if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
             return bool(value)
     elif float in kinds:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif int in kinds:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return float(value)
     elif list in kinds:
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, tuple):
             return list(value)
-    elif str in kinds:
-        if isinstance(value, str):
-            return value
-    raise ValueError("bad value for config item %s: %r (expected %s)"
-                     % (name, value, " or ".join("None" if k is None else k.__name__ for k in kinds)))
+    return value
 
 
 def _parse_env(name, text):
@@ -135,7 +129,7 @@ def _parse_env(name, text):
 
 
 class Configuration:
-    """The set of config items. Assigning an unknown item or a bad value raises ValueError."""
+    """The set of config items. Assigning an unknown item raises UnknownConfigItem."""
 
     __slots__ = tuple(_DEFAULTS)
 
@@ -144,15 +138,8 @@ class Configuration:
 
     def __setattr__(self, name, value):
         if name not in _DEFAULTS:
-            raise ValueError(_unknown_item(name))
-        value = _coerce(name, value)
-        if name == "SERVERTYPE" and value not in SERVERTYPES:
-            raise ValueError("bad SERVERTYPE %r (choose from %s)" % (value, ", ".join(SERVERTYPES)))
-        if name == "CALL_EXECUTION" and value not in CALL_EXECUTIONS:
-            raise ValueError("bad CALL_EXECUTION %r (choose from %s)" % (value, ", ".join(CALL_EXECUTIONS)))
-        if name == "SERIALIZER" and value not in ("serpent", "json", "marshal", "msgpack"):
-            raise ValueError("bad SERIALIZER %r (choose from serpent, json, marshal, msgpack)" % value)
-        object.__setattr__(self, name, value)
+            raise UnknownConfigItem(_unknown_item(name))
+        object.__setattr__(self, name, _coerce(name, value))
 
     def reset(self, use_environment=True):
         """Back to the defaults; then apply PYRO_* environment variables unless told not to."""
@@ -164,7 +151,7 @@ class Configuration:
                     continue
                 name = key[len(ENV_PREFIX):]
                 if name not in _DEFAULTS:
-                    raise ValueError("environment variable %s: %s" % (key, _unknown_item(name)))
+                    raise UnknownConfigItem("environment variable %s: %s" % (key, _unknown_item(name)))
                 setattr(self, name, _parse_env(name, text))
 
     def copy(self):
