@@ -23,6 +23,7 @@ def _configure_logging():
 
 
 _logfile, _loglevel = _configure_logging()
+logging.getLogger("geopyro").addHandler(logging.NullHandler())  # silent unless the program configures logging
 
 from .configure import global_config as config  # noqa: E402
 

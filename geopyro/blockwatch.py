@@ -154,7 +154,26 @@ def leave(token):
             cooperate = "or make it yield (gevent.sleep(0) now and then in a long loop)"
         else:
             cooperate = "or make it cooperate, by calling gevent.monkey.patch_all() at the very start of the program"
-        log.warning("method %s blocked the gevent event loop (the call took %.2f s): every other connection of "
-                    "this process waited meanwhile. Run it on a thread, by marking it @blocking (geopyro.api) or "
-                    "setting config.CALL_EXECUTION = 'thread'; %s.",
-                    call.label, time.perf_counter() - call.started, cooperate)
+        message = ("method %s blocked the gevent event loop (the call took %.2f s): every other connection of "
+                   "this process waited meanwhile. Run it on a thread, by marking it @blocking (geopyro.api) or "
+                   "setting config.CALL_EXECUTION = 'thread'; %s." % (call.label, time.perf_counter() - call.started,
+                                                                       cooperate))
+        if logging_configured(log):
+            log.warning("%s", message)
+        else:  # geopyro's log is silent then; this is worth saying anyway (once per method)
+            warnings.warn(message, BlockingCallWarning, stacklevel=2)
+
+
+class BlockingCallWarning(RuntimeWarning):
+    """An inline call blocked the event loop (shown when the program has not configured logging)."""
+
+
+def logging_configured(logger):
+    """True when a record of ``logger`` reaches a handler that writes somewhere (not only NullHandlers)."""
+    while logger is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False

@@ -95,12 +95,15 @@ def install():
             raise RuntimeError("Pyro5 was imported before geopyro's alias was installed: install it first "
                                "(python -m geopyro.run, or 'import geopyro.as_pyro5' as the first import)")
     sys.meta_path.insert(0, _finder)
+    # a program that configures logging.getLogger("Pyro5") (level, handlers) configures geopyro's loggers too
+    logging.getLogger("geopyro").parent = logging.getLogger("Pyro5")
 
 
 def uninstall():
     """Undo ``install`` (for tests): Pyro5's names are forgotten, geopyro's modules stay."""
     if _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
+        logging.getLogger("geopyro").parent = logging.getLogger()
     for name in list(sys.modules):
         if name == "Pyro5" or name.startswith("Pyro5."):
             del sys.modules[name]

@@ -196,6 +196,9 @@ if options.get("tracemalloc"):
     import tracemalloc
     tracemalloc.start()
 
+import logging
+logging.basicConfig(level=logging.WARNING)  # a server that shows its warnings (geopyro is silent otherwise)
+
 import gevent
 import greenlet
 import geopyro.api as api
