@@ -277,9 +277,13 @@ def get_exposed_property_value(obj, name):
 
 
 def set_exposed_property_value(obj, name, value):
-    """Write an exposed property that has an exposed setter; anything else raises AttributeError."""
+    """Write an exposed property that has a setter; anything else raises AttributeError.
+
+    As in Pyro5, a property is exposed as a whole (by its getter, usually):
+    its plain ``@x.setter`` is writable remotely too.
+    """
     prop = _exposed_property(obj, name)
-    if prop.fset is None or not _is_exposed(prop.fset):
+    if prop.fset is None:
         raise AttributeError("remote attribute '%s' is not writable" % name)
     prop.fset(obj, value)
 

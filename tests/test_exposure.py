@@ -2,6 +2,7 @@
 
 import pytest
 
+import geopyro.api as api
 from geopyro import errors
 from geopyro.client import Proxy
 from geopyro.exposure import get_exposed_members, get_exposed_method, is_private_attribute, reset_exposed_members
@@ -451,3 +452,33 @@ def test_a_private_name_added_to_handed_out_metadata_stays_private():
             get_exposed_method(service, "_private")
     finally:
         reset_exposed_members(service)
+
+
+class PlainSetter:
+    """A property exposed on its getter, with a plain setter: Pyro5 lets clients write it."""
+
+    def __init__(self):
+        self._x = 1
+
+    @expose
+    @property
+    def x(self):
+        return self._x
+
+    @x.setter
+    def x(self, value):
+        self._x = value
+
+
+def test_a_plain_setter_of_an_exposed_property_is_writable_as_in_pyro5(daemons, servertype):
+    import Pyro5.server
+    pyro5_obj = PlainSetter()
+    Pyro5.server._set_exposed_property_value(pyro5_obj, "x", 5)
+    assert pyro5_obj.x == 5
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = daemon.register(PlainSetter(), "plain")
+    daemons.start(daemon)
+    with api.Proxy(uri) as proxy:
+        assert proxy.x == 1
+        proxy.x = 5
+        assert proxy.x == 5
