@@ -283,3 +283,91 @@ def decode(data, max_size):
     if reader.buffered:
         raise ProtocolError("%d bytes of trailing data after the message" % reader.buffered)
     return msg
+
+
+# --- Pyro5's message classes, for code that builds or reads messages with them --------------------------------
+
+class SendingMessage:
+    """A message to send, as Pyro5 makes it: ``data`` holds all its bytes. Compression, the size limit and
+    the correlation id come from the global config and the call context, as in Pyro5."""
+
+    def __init__(self, msgtype, flags, seq, serializer_id, payload, annotations=None):
+        from . import config
+        from .callcontext import current_context
+        self.type, self.seq, self.serializer_id = msgtype, seq, serializer_id
+        self.corr_id = current_context.correlation_bytes() or EMPTY_CORR_ID
+        self.data = encode(msgtype, flags, seq, serializer_id, payload, annotations,
+                           self.corr_id if self.corr_id != EMPTY_CORR_ID else None, config.COMPRESSION,
+                           config.MAX_MESSAGE_SIZE)
+        self.flags = HEADER.unpack_from(self.data)[4]
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x; type=%d flags=%d seq=%d size=%d>" % (
+            self.__module__, type(self).__name__, id(self), self.type, self.flags, self.seq, len(self.data))
+
+    @staticmethod
+    def ping(pyroConnection):
+        """Send a PING on a connection and wait for its answer."""
+        pyroConnection.send(SendingMessage(MSG_PING, 0, 0, 42, b"ping").data)
+        recv_stub(pyroConnection, [MSG_PING])
+
+
+class ReceivingMessage:
+    """A received message, as Pyro5 reads it: made from its header, then given its payload."""
+
+    def __init__(self, header, payload=None):
+        from . import config
+        (self.type, self.flags, self.seq, self.serializer_id, self.data_size, self.annotations_size,
+         self.corr_id) = parse_header(header, config.MAX_MESSAGE_SIZE)
+        self.data = None
+        self.annotations = {}
+        if payload is not None:
+            self.add_payload(payload)
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x; type=%d flags=%d seq=%d size=%d>" % (
+            self.__module__, type(self).__name__, id(self), self.type, self.flags, self.seq, len(self.data or b""))
+
+    @staticmethod
+    def validate(data):
+        """Raise if ``data`` cannot be the start of a message (ValueError below 4 bytes, as Pyro5)."""
+        if len(data) < 4:
+            raise ValueError("data must be at least 4 bytes to be able to identify")
+        check_prefix(data)
+        if len(data) >= HEADER_SIZE and bytes(data[38:40]) != _MAGIC_BYTES:
+            raise ProtocolError("invalid magic number")
+
+    def add_payload(self, payload):
+        """The annotations and data that follow the header (inflated if compressed)."""
+        if len(payload) != self.data_size + self.annotations_size:
+            raise ProtocolError("payload length doesn't match message header")
+        self.annotations = parse_annotations(payload[:self.annotations_size]) if self.annotations_size else {}
+        self.data = payload[self.annotations_size:] if self.annotations_size else payload
+        if self.flags & FLAGS_COMPRESSED:
+            from . import config
+            self.data = bytes(decompress(self.data, config.MAX_MESSAGE_SIZE))
+            self.flags &= ~FLAGS_COMPRESSED
+            self.data_size = len(self.data)
+
+
+def recv_stub(connection, accepted_msgtypes=None):
+    """Read one ReceivingMessage from a connection (anything with ``recv(size)``), as Pyro5 does."""
+    header = connection.recv(6)
+    ReceivingMessage.validate(header)
+    header += connection.recv(HEADER_SIZE - 6)
+    msg = ReceivingMessage(header)
+    if accepted_msgtypes and msg.type not in accepted_msgtypes:
+        exc = ProtocolError("invalid msg type %d received (expected: %s)"
+                            % (msg.type, ",".join(str(t) for t in accepted_msgtypes)))
+        exc.pyroMsg = msg
+        raise exc
+    msg.add_payload(connection.recv(msg.annotations_size + msg.data_size))
+    return msg
+
+
+def log_wiredata(logger, text, msg):
+    """Log a message's fields and data at DEBUG level (Pyro5's LOGWIRE format)."""
+    import uuid
+    logger.debug("%s: msgtype=%d flags=0x%x ser=%d seq=%d num_annotations=%s corr_id=%s\ndata=%r", text, msg.type,
+                 msg.flags, msg.serializer_id, msg.seq, len(getattr(msg, "annotations", ())),
+                 uuid.UUID(bytes=bytes(getattr(msg, "corr_id", EMPTY_CORR_ID))), bytes(msg.data))

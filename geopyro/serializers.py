@@ -47,6 +47,10 @@ _wire_names = {}
 
 _builtin_exceptions = {name: value for name, value in vars(builtins).items()
                        if isinstance(value, type) and issubclass(value, BaseException)}
+# Pyro5's table of the exception classes it knows by name: the builtin ones and Pyro's own
+all_exceptions = dict(_builtin_exceptions)
+all_exceptions.update((name, value) for name, value in vars(errors).items()
+                      if isinstance(value, type) and issubclass(value, errors.PyroError))
 
 _class_to_dict_registry = {}
 _dict_to_class_registry = {}

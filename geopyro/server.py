@@ -847,6 +847,10 @@ class Daemon:
             return self._pyroInstances.get(clazz)
         return None
 
+    def _getInstance(self, clazz, conn):
+        """Pyro5's name for ``_get_instance``."""
+        return self._get_instance(clazz, conn)
+
     def _get_instance(self, clazz, conn):
         """The instance of a registered class that serves this call, made as its instance mode says."""
         mode, creator = check_instancing(clazz)
@@ -1064,6 +1068,63 @@ def _autoproxy(obj):
 
 
 serializers.register_wire_class(Daemon, "Pyro5.server.Daemon")
+
+
+# --- Pyro5's private helpers, under its names, for code (and Pyro5's tests) that use them -----------------------
+
+_pyro_obj_to_auto_proxy = _autoproxy
+
+
+def _get_attribute(obj, attr):
+    """An exposed member of ``obj`` by name; AttributeError for private, dotted or unexposed names."""
+    if not isinstance(attr, str) or is_private_attribute(attr):
+        raise AttributeError("attempt to access private attribute '%s'" % (attr,))
+    member = getattr(obj, attr)
+    if getattr(member, "_pyroExposed", False):
+        return member
+    raise AttributeError("attempt to access unexposed attribute '%s'" % attr)
+
+
+def _get_exposed_members(obj, only_exposed=True):
+    """{"methods", "oneway", "attrs"} of an object or class; ``only_exposed=False``: every public member."""
+    if only_exposed:
+        return get_exposed_members(obj)
+    clazz = obj if inspect.isclass(obj) else type(obj)
+    methods, oneways, attrs = set(), set(), set()
+    for name in dir(clazz):
+        if is_private_attribute(name):
+            continue
+        member = getattr(clazz, name, None)
+        if inspect.ismethod(member) or inspect.isfunction(member) or inspect.ismethoddescriptor(member):
+            methods.add(name)
+            if getattr(member, "_pyroOneway", False):
+                oneways.add(name)
+        elif inspect.isdatadescriptor(member):
+            attrs.add(name)
+    return {"methods": methods, "oneway": oneways, "attrs": attrs}
+
+
+def _public_property(obj, propname):
+    if not isinstance(propname, str) or is_private_attribute(propname):
+        raise AttributeError("attempt to access private attribute '%s'" % (propname,))
+    prop = getattr(type(obj), propname, None)
+    if not isinstance(prop, property):
+        raise AttributeError("attempt to access unexposed or unknown remote attribute '%s'" % propname)
+    return prop
+
+
+def _get_exposed_property_value(obj, propname, only_exposed=True):
+    """The value of an exposed property (of any public property with ``only_exposed=False``)."""
+    if only_exposed:
+        return get_exposed_property_value(obj, propname)
+    return _public_property(obj, propname).__get__(obj)
+
+
+def _set_exposed_property_value(obj, propname, value, only_exposed=True):
+    """Set an exposed property (any public property with ``only_exposed=False``) that has a setter."""
+    if only_exposed:
+        return set_exposed_property_value(obj, propname, value)
+    return _public_property(obj, propname).__set__(obj, value)
 
 
 def serve(objects, host=None, port=0, daemon=None, use_ns=True, verbose=True):

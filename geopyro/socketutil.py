@@ -35,6 +35,36 @@ ERRNO_EADDRNOTAVAIL = (errno.EADDRNOTAVAIL,)
 
 _plain_socket = gevent.monkey.get_original("socket", "socket")
 _plain_getaddrinfo = gevent.monkey.get_original("socket", "getaddrinfo")
+USE_MSG_WAITALL = hasattr(_stdlib_socket, "MSG_WAITALL")  # (Pyro5's name; geopyro's own receives don't need it)
+
+
+def receive_data(sock, size):
+    """Receive exactly ``size`` bytes from a socket (Pyro5's function). A connection that ends first raises
+    ConnectionClosedError, with the bytes that did come in its ``partialData``; a timeout TimeoutError."""
+    data = bytearray()
+    try:
+        while len(data) < size:
+            chunk = sock.recv(min(RECV_CHUNK, size - len(data)))
+            if not chunk:
+                error = ConnectionClosedError("receiving: not enough data")
+                error.partialData = data
+                raise error
+            data += chunk
+    except _stdlib_socket.timeout:
+        raise TimeoutError("receiving: timeout") from None
+    except OSError as exc:
+        raise ConnectionClosedError("receiving: connection lost: %s" % exc) from None
+    return data
+
+
+def send_data(sock, data):
+    """Send all of ``data`` on a socket (Pyro5's function); errors as ConnectionClosedError / TimeoutError."""
+    try:
+        sock.sendall(data)
+    except _stdlib_socket.timeout:
+        raise TimeoutError("sending: timeout") from None
+    except OSError as exc:
+        raise ConnectionClosedError("sending: connection lost: %s" % exc) from None
 
 
 def _getaddrinfo(*args):
@@ -314,6 +344,12 @@ class SocketConnection:
 
     __slots__ = ("_socket", "objectId", "pyroInstances", "tracked_resources", "keep_open", "_reader", "_closed",
                  "__weakref__", "_peer", "_plain", "lingers")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def __init__(self, sock, objectId=None, keep_open=False):
         self.sock = sock
