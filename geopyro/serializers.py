@@ -287,6 +287,8 @@ class SerializerBase:
         """Serialize objects of exactly ``object_type`` as ``replacement_function(obj)``."""
         raise NotImplementedError
 
+    _keeps_type_errors = False  # serpent's TypeError for an object it cannot write reaches the caller (Pyro5's)
+
     def _guarded_dumps(self, func, *args):
         try:
             return func(*args)
@@ -295,6 +297,8 @@ class SerializerBase:
         except RecursionError:
             raise errors.SerializeError("cannot serialize with %s: data nested too deeply" % self.name) from None
         except (TypeError, ValueError, OverflowError) as exc:
+            if self._keeps_type_errors and type(exc) is TypeError:
+                raise
             raise errors.SerializeError("cannot serialize with %s: %s" % (self.name, exc)) from exc
 
     def _guarded_loads(self, func, data):
@@ -371,6 +375,7 @@ class SerpentSerializer(SerializerBase):
 
     serializer_id = 1
     name = "serpent"
+    _keeps_type_errors = True  # as in Pyro5: not a SerializeError, which is a CommunicationError (retry code)
 
     def dumps(self, data):
         return serpent_fastpath.write(data) or self._guarded_dumps(serpent.dumps, data, False, True,

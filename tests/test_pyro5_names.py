@@ -1,6 +1,7 @@
 """Pyro5's half-public names that real programs and Pyro5's own tests use, checked against Pyro5 itself."""
 
 import socket
+import threading
 
 import Pyro5.protocol
 import Pyro5.serializers
@@ -152,3 +153,26 @@ def test_ping_through_sendingmessage(daemons):
         proxy._pyroBind()
         protocol.SendingMessage.ping(proxy._pyroConnection)
         assert proxy.ping() is None  # and the connection is still in step
+
+
+@api.expose
+class Echo:
+    def echo(self, value):
+        return value
+
+
+@pytest.mark.parametrize("serializer", ["serpent", "json", "marshal", "msgpack"])
+def test_an_unserializable_argument_raises_what_pyro5_raises(daemons, serializer):
+    """serpent: its TypeError (not a CommunicationError that retry code would take for a network failure);
+    the others: SerializeError, as Pyro5's own serializers raise."""
+    import Pyro5.api
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = str(daemon.register(Echo, "echo"))
+    daemons.start(daemon)
+    for proxy_class in (api.Proxy, Pyro5.api.Proxy):
+        with proxy_class(uri) as proxy:
+            proxy._pyroSerializer = serializer
+            with pytest.raises(TypeError if serializer == "serpent" else Exception) as caught:
+                proxy.echo(threading.Lock())
+            assert type(caught.value).__name__ == ("TypeError" if serializer == "serpent" else "SerializeError")
+            assert proxy.echo([1, "two"]) == [1, "two"]  # the connection is fine
