@@ -16,6 +16,7 @@ import uuid
 import warnings
 import weakref
 
+import gevent
 import gevent.lock
 
 from . import blockwatch, config, core, errors, protocol, serializers
@@ -255,9 +256,15 @@ class Daemon:
         self._mustshutdown = False
         log.info("daemon %s entering requestloop", self.locationStr)
         _running_daemons.add(self)
+        hub = gevent.get_hub()
+        quiet = hub.NOT_ERROR
+        hub.NOT_ERROR = quiet + (KeyboardInterrupt,)  # Ctrl-C in the hub: not printed as a hub error
         try:
             self.transportServer.loop(lambda: not self._mustshutdown and loopCondition())
+        except KeyboardInterrupt:
+            log.debug("daemon %s stopping on break signal", self.locationStr)  # quietly, as Pyro5's loops do
         finally:
+            hub.NOT_ERROR = quiet
             _running_daemons.discard(self)
         log.debug("daemon %s left requestloop", self.locationStr)
 

@@ -172,3 +172,34 @@ def test_usage():
     done = subprocess.run([sys.executable, "-m", "geopyro.run"], env=child_env(), capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "usage: python -m geopyro.run" in done.stderr
+
+
+CTRL_C = """\
+import Pyro5.api
+
+daemon = Pyro5.api.Daemon(host="127.0.0.1")
+print(daemon.register(Pyro5.api.expose(type("Thing", (), {"ping": lambda self: 1})), "thing"), flush=True)
+daemon.requestLoop()
+print("loop ended", flush=True)
+"""
+
+
+@pytest.mark.parametrize("implementation", ["pyro5", "geopyro", "geopyro --patch"])
+def test_ctrl_c_ends_the_request_loop_quietly(program, servertype, implementation):
+    """Pyro5's requestLoop returns on Ctrl-C, printing nothing; so does geopyro's (no gevent traceback)."""
+    import signal
+    script = program("ctrl_c.py", CTRL_C)
+    command = [sys.executable, script] if implementation == "pyro5" else \
+        [sys.executable, "-m", "geopyro.run"] + implementation.split()[1:] + [script]
+    if implementation == "pyro5" and servertype == "greenlet":
+        pytest.skip("Pyro5 has no greenlet server type")
+    environment = child_env(PYRO_SERVERTYPE="thread" if implementation == "pyro5" else servertype)
+    proc = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    uri = first_line(proc, time.monotonic() + 30, "server").strip()
+    with geopyro.api.Proxy(uri) as proxy:
+        assert proxy.ping() == 1  # the request loop runs
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.strip() == "loop ended"
+    assert err == ""
