@@ -690,3 +690,44 @@ def test_large_reply_to_a_connection_object_of_the_users_own_is_one_bytes_object
     msg = protocol.decode(reply, 1 << 30)
     assert msg.seq == 5 and not msg.flags & protocol.FLAGS_EXCEPTION
     assert serializer.loads(msg.data) == b"x" * size
+
+
+@expose
+class Echoer:
+    def echo(self, value):
+        return value
+
+
+def test_an_outside_select_loop_drives_either_server_type(servertype):
+    """Pyro5's event-loop pattern: select() on daemon.sockets plus the program's own, then daemon.events().
+    The default (greenlet) type starts its loop on a thread at the first events(); multiplex serves in events()."""
+    import select
+    daemon = Daemon(host="127.0.0.1")
+    uri = daemon.register(Echoer, "echo")
+    own_r, own_w = socket.socketpair()
+    results = []
+
+    def client():
+        for _ in range(2):
+            with Proxy(uri) as proxy:
+                results.append([proxy.echo(n) for n in range(3)])
+        own_w.send(b"done")
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    rounds = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select(daemon.sockets + [own_r], [], [], 1.0)
+            rounds += 1
+            if own_r in ready:
+                break
+            daemon.events([sock for sock in ready if sock is not own_r])
+        worker.join(10)
+        assert results == [[0, 1, 2], [0, 1, 2]]
+        assert rounds < 100, rounds  # the outside loop waited; it did not spin
+    finally:
+        daemon.close()
+        own_r.close()
+        own_w.close()

@@ -8,10 +8,14 @@ a pool thread when they may block. SERVERTYPE "thread" is this server with
 every call on a thread.
 """
 
+import contextlib
 import logging
+import os
+import threading
 
 import gevent
 import gevent.pool
+import gevent.socket as gsocket
 from gevent.server import StreamServer
 
 from .. import errors, program, socketutil
@@ -40,6 +44,8 @@ class GreenletServer:
         self._loop = common.LoopState()
         self._closed = False
         self._combined = []
+        self._background = None  # the thread running the request loop that events() started
+        self._given_away = None  # the listening socket an outside loop was given before that loop started
         program.note_server_thread(self, self._sock_thread)
         log.info("greenlet server listening on %s", self.locationStr)
 
@@ -51,6 +57,10 @@ class GreenletServer:
 
     @property
     def sockets(self):
+        """The listening socket and every client's; none once events() has started the loop on a thread of
+        its own (nothing is left for an outside loop to wait on: that loop serves everything)."""
+        if self._background is not None:
+            return []
         listening = [self.sock] if self.sock is not None else []
         return listening + [conn.sock for conn in self._connections]
 
@@ -116,8 +126,27 @@ class GreenletServer:
             self._loop.stopped()
 
     def events(self, eventsockets):
-        raise errors.PyroError("the greenlet server type has no events() to drive from another loop; "
-                               "use SERVERTYPE='multiplex' for event-loop integration")
+        """An outside event loop saw some of ``sockets`` ready (Pyro5's thread server accepts the connection and
+        hands it to its pool). Here the first call starts the request loop on a thread of its own, which accepts
+        that connection and serves every connection from then on, each in its greenlet; later calls find it
+        running and leave the ready sockets to it."""
+        if self._closed or self._loop.running or self._background is not None:
+            return
+        if not any(sock is self.sock for sock in eventsockets):
+            return
+        self._background = threading.Thread(target=self._serve_in_background, name="geopyro-greenlet-server",
+                                            daemon=True)
+        self._background.start()
+
+    def _serve_in_background(self):
+        # the loop takes a socket of its own thread's hub on a copy of the descriptor: the outside loop may be
+        # waiting on the one it was given by ``sockets`` (closed with the server)
+        self._given_away, self.sock = self.sock, gsocket.socket(fileno=os.dup(self.sock.fileno()))
+        self._sock_thread = common.os_thread_id()
+        try:
+            self.daemon.requestLoop()
+        except Exception:
+            log.warning("the request loop started by events() failed", exc_info=True)
 
     def combine_loop(self, other):
         """Run ``other``'s loop in a greenlet beside this one, for as long as this loop runs.
@@ -158,6 +187,9 @@ class GreenletServer:
             return
         sock, self.sock = self.sock, None  # claim the work: no second run, from any greenlet or thread
         program.forget_server(self)
+        if self._given_away is not None:
+            with contextlib.suppress(OSError):
+                self._given_away.close()
         if self._server is not None:
             self._server.stop_accepting()
         busy, executing = self.daemon._busy, self.daemon._executing
