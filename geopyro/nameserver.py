@@ -3,6 +3,20 @@
 Run one with ``python -m geopyro.nameserver`` (or ``geopyro-ns``). The remote
 interface, the broadcast request/answer and the SQLite schema are those of
 Pyro5, so Pyro5 clients and name servers mix freely with geopyro ones.
+
+Nothing a client asks for runs long on the gevent hub, whatever the program
+(monkey-patched or not) and wherever the daemon runs the call:
+
+* SQLite work runs on the store's own thread (one connection, one thread);
+  the tables get indexes, so removing or listing thousands of names is a few
+  statements, not a scan per name.
+* Listing, filtering and yellow-pages searches run on the name server's query
+  thread, so big registrations never hold up a ``lookup`` or ``ping``.
+* A ``regex`` is checked before it is matched (see ``_NameRegex``): patterns
+  whose backtracking could run away are refused with a NamingError saying why.
+* ``Pyro.NameServer``, the name server's own registration, cannot be
+  registered, re-pointed or given other metadata by a client, and is never
+  removed (as in Pyro5, a remove of it removes nothing).
 """
 
 if __name__ == "__main__":
@@ -12,10 +26,8 @@ if __name__ == "__main__":
 import argparse
 import contextlib
 import logging
-import os
 import re
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -26,6 +38,9 @@ import gevent.pool
 
 from . import config, core, errors, program, server, socketutil
 from .errors import NamingError
+from .nsfilters import _name_filter
+from .nsstore import MemoryStorage, SqlStorage, _Worker, make_storage
+
 
 __all__ = ["NameServer", "NameServerDaemon", "BroadcastServer", "MemoryStorage", "SqlStorage", "start_ns",
            "start_ns_loop", "locate_ns", "lookup", "yplookup", "main"]
@@ -38,6 +53,8 @@ _RESERVED = (core.NAMESERVER_NAME, core.DAEMON_NAME)
 _WHITESPACE = re.compile(r"\s")
 _RealEvent = gevent.monkey.get_original("threading", "Event")
 _os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
+_real_lock = gevent.monkey.get_original("_thread", "allocate_lock")
+_start_real_thread = gevent.monkey.get_original("_thread", "start_new_thread")
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -66,183 +83,28 @@ def _check_metadata(metadata, what="metadata"):
     return items
 
 
-# --- storage ----------------------------------------------------------------------------------------------------
-
-class MemoryStorage:
-    """Registrations in a dict: fast, and gone when the name server stops."""
-
-    def __init__(self):
-        self._items = {}  # name -> (uri string, frozenset of metadata)
-
-    def get(self, name):
-        """(uri, metadata) of a name; KeyError if unknown."""
-        return self._items[name]
-
-    def put(self, name, uri, metadata, replace=True):
-        """Store a registration; False (and nothing stored) if it exists and ``replace`` is off."""
-        if not replace and name in self._items:
-            return False
-        self._items[name] = (uri, frozenset(metadata))
-        return True
-
-    def set_metadata(self, name, metadata):
-        """Replace a name's metadata; False if the name is unknown."""
-        if name not in self._items:
-            return False
-        self._items[name] = (self._items[name][0], frozenset(metadata))
-        return True
-
-    def delete(self, names):
-        """Remove names; the number actually removed."""
-        return sum(self._items.pop(name, None) is not None for name in names)
-
-    def entries(self):
-        """A snapshot: name -> (uri, metadata)."""
-        return dict(self._items)
-
-    def count(self):
-        return len(self._items)
-
-    def close(self):
-        pass
-
-
-class SqlStorage:
-    """Registrations in an SQLite file (Pyro5's schema), written in one transaction per change."""
-
-    _SCHEMA = ("CREATE TABLE IF NOT EXISTS pyro_names (id integer PRIMARY KEY, name nvarchar NOT NULL UNIQUE, "
-               "uri nvarchar NOT NULL)",
-               "CREATE TABLE IF NOT EXISTS pyro_metadata (object integer NOT NULL, metadata nvarchar NOT NULL, "
-               "FOREIGN KEY(object) REFERENCES pyro_names(id))")
-
-    def __init__(self, dbfile):
-        if dbfile == ":memory:":
-            raise ValueError("sqlite :memory: databases are not supported; use the 'memory' storage instead")
-        self.dbfile = dbfile
-        self._lock = threading.RLock()
-        self._db = None
-        directory = os.path.dirname(os.path.abspath(dbfile))
-        if not os.path.isdir(directory):
-            raise NamingError("cannot use name server store %s: directory %s does not exist" % (dbfile, directory))
-        try:
-            self._db = sqlite3.connect(dbfile, check_same_thread=False, isolation_level=None, timeout=10.0)
-            self._db.execute("BEGIN IMMEDIATE")
-            for statement in self._SCHEMA:
-                self._db.execute(statement)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            self._db.execute("PRAGMA user_version = %d" % version)  # proves the file can be written
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.close()
-            raise NamingError("cannot use name server store %s: %s" % (dbfile, exc)) from None
-
-    @contextlib.contextmanager
-    def _transaction(self):
-        """One write transaction; sqlite errors become NamingErrors (the client sees them)."""
-        with self._lock:
-            if self._db is None:
-                raise NamingError("name server store %s is closed" % self.dbfile)
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise NamingError("sqlite error in name server store %s: %s" % (self.dbfile, exc)) from None
-
-    @staticmethod
-    def _metadata_of(db, dbid):
-        return frozenset(row[0] for row in db.execute("SELECT metadata FROM pyro_metadata WHERE object=?", (dbid,)))
-
-    @staticmethod
-    def _delete_id(db, dbid):
-        db.execute("DELETE FROM pyro_metadata WHERE object=?", (dbid,))
-        db.execute("DELETE FROM pyro_names WHERE id=?", (dbid,))
-
-    def get(self, name):
-        with self._transaction() as db:
-            row = db.execute("SELECT id, uri FROM pyro_names WHERE name=?", (name,)).fetchone()
-            if row is None:
-                raise KeyError(name)
-            return row[1], self._metadata_of(db, row[0])
-
-    def put(self, name, uri, metadata, replace=True):
-        with self._transaction() as db:
-            row = db.execute("SELECT id FROM pyro_names WHERE name=?", (name,)).fetchone()
-            if row is not None:
-                if not replace:
-                    return False
-                self._delete_id(db, row[0])
-            dbid = db.execute("INSERT INTO pyro_names(name, uri) VALUES (?, ?)", (name, uri)).lastrowid
-            db.executemany("INSERT INTO pyro_metadata(object, metadata) VALUES (?, ?)",
-                           [(dbid, item) for item in metadata])
-            return True
-
-    def set_metadata(self, name, metadata):
-        with self._transaction() as db:
-            row = db.execute("SELECT id FROM pyro_names WHERE name=?", (name,)).fetchone()
-            if row is None:
-                return False
-            db.execute("DELETE FROM pyro_metadata WHERE object=?", (row[0],))
-            db.executemany("INSERT INTO pyro_metadata(object, metadata) VALUES (?, ?)",
-                           [(row[0], item) for item in metadata])
-            return True
-
-    def delete(self, names):
-        removed = 0
-        with self._transaction() as db:
-            for name in names:
-                row = db.execute("SELECT id FROM pyro_names WHERE name=?", (name,)).fetchone()
-                if row is not None:
-                    self._delete_id(db, row[0])
-                    removed += 1
-        return removed
-
-    def entries(self):
-        with self._transaction() as db:
-            rows = db.execute("SELECT n.name, n.uri, m.metadata FROM pyro_names n "
-                              "LEFT JOIN pyro_metadata m ON m.object = n.id").fetchall()
-        collected = {}
-        for name, uri, item in rows:
-            entry = collected.setdefault(name, (uri, set()))
-            if item is not None:
-                entry[1].add(item)
-        return {name: (uri, frozenset(meta)) for name, (uri, meta) in collected.items()}
-
-    def count(self):
-        with self._transaction() as db:
-            return db.execute("SELECT count(*) FROM pyro_names").fetchone()[0]
-
-    def close(self):
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
-def make_storage(storage):
-    """A storage object for a storage string: ``memory`` (the default) or ``sql:path/to/file``."""
-    storage = storage or "memory"
-    if storage == "memory":
-        return MemoryStorage()
-    if storage.startswith("sql:") and len(storage) > 4:
-        return SqlStorage(storage[4:])
-    raise ValueError("invalid storage type '%s' (use memory or sql:path/to/file.sqlite)" % storage)
+def _protected(what):
+    return NamingError("%s is the name server's own registration: a client cannot %s it"
+                       % (core.NAMESERVER_NAME, what))
 
 
 # --- the name server --------------------------------------------------------------------------------------------
 
 @server.expose
+@server.cooperative  # every call only waits (cooperatively) for the storage or the query thread
 class NameServer:
-    """A flat name space of name -> URI registrations, each with a set of metadata strings."""
+    """A flat name space of name -> URI registrations, each with a set of metadata strings.
+
+    Listing, filtering and yellow-pages searches run on a query thread of the
+    name server's own; the storage does its own work off the hub too. So the
+    methods run inline in the daemon's greenlets (``@cooperative``) and never
+    tie up a pool thread or the hub, however large the registrations are.
+    """
 
     def __init__(self, storageProvider=None):
         self.storage = storageProvider if storageProvider is not None else MemoryStorage()
-        self.lock = threading.RLock()  # never held across a yield: storage calls don't switch greenlets
+        self.lock = threading.RLock()  # as in Pyro5; the storages keep their own changes consistent
+        self._queries = _Worker("name server queries")
 
     def count(self):
         """The number of registrations."""
@@ -260,7 +122,10 @@ class NameServer:
         return (uri, set(metadata)) if return_metadata else uri
 
     def register(self, name, uri, safe=False, metadata=None):
-        """Register a name for a URI (or uri string); ``safe`` refuses to replace an existing name."""
+        """Register a name for a URI (or uri string); ``safe`` refuses to replace an existing name.
+
+        ``Pyro.NameServer`` is refused: it is the name server's own registration.
+        """
         if isinstance(uri, core.URI):
             uri = str(uri)
         elif isinstance(uri, str):
@@ -269,72 +134,94 @@ class NameServer:
             raise TypeError("only URIs or strings can be registered")
         _check_name(name)
         metadata = _check_metadata(metadata)
-        with self.lock:
-            if not self.storage.put(name, uri, metadata, replace=not safe):
-                raise NamingError("name already registered: " + name)
+        if name == core.NAMESERVER_NAME:
+            raise _protected("register")
+        if not self.storage.put(name, uri, metadata, replace=not safe):
+            raise NamingError("name already registered: " + name)
         log.debug("registered %s -> %s", name, uri)
 
     def set_metadata(self, name, metadata):
-        """Replace the metadata of an existing registration."""
+        """Replace the metadata of an existing registration (not of ``Pyro.NameServer``)."""
         if not isinstance(name, str):
             raise TypeError("name must be a str")
         metadata = _check_metadata(metadata)
-        with self.lock:
-            if not self.storage.set_metadata(name, metadata):
-                raise NamingError("unknown name: " + name)
+        if name == core.NAMESERVER_NAME:
+            raise _protected("change the metadata of")
+        if not self.storage.set_metadata(name, metadata):
+            raise NamingError("unknown name: " + name)
 
     def remove(self, name=None, prefix=None, regex=None):
         """Remove one name, or every name with a prefix or matching a regex; the number removed.
 
-        The name server's own registration stays.
+        The name server's own registration stays: removing it removes nothing
+        (returns 0), as in Pyro5.
         """
-        with self.lock:
-            if name:
-                if name == core.NAMESERVER_NAME:
-                    return 0
-                return self.storage.delete([name])
-            if prefix or regex:
-                names = [n for n in self.list(prefix=prefix, regex=regex) if n != core.NAMESERVER_NAME]
-                return self.storage.delete(names)
-        return 0
+        if name:
+            if name == core.NAMESERVER_NAME:
+                return 0
+            return self.storage.delete([name])
+        wanted = _name_filter(prefix, regex)
+        if wanted is None:
+            return 0
+        return self._queries.call(self._remove_selected, wanted)
 
     def list(self, prefix=None, regex=None, return_metadata=False):
         """Registrations as {name: uri string} (or {name: (uri, metadata set)}), filtered by prefix or regex.
 
-        A regex must match at the start of the name (``re.match``), as in Pyro5.
+        A regex must match at the start of the name (``re.match``), as in
+        Pyro5; patterns whose matching could run away are refused (see
+        ``_NameRegex``).
         """
         if prefix and regex:
             raise ValueError("you can only filter on one thing at a time")
-        if regex:
-            try:
-                wanted = re.compile(regex).match
-            except re.error as exc:
-                raise NamingError("invalid regex: " + str(exc)) from None
-        elif prefix:
-            wanted = lambda name: name.startswith(prefix)  # noqa: E731
-        else:
-            wanted = lambda name: True  # noqa: E731
-        entries = self.storage.entries()
-        return {name: (uri, set(meta)) if return_metadata else uri
-                for name, (uri, meta) in entries.items() if wanted(name)}
+        return self._queries.call(self._select, _name_filter(prefix, regex), return_metadata)
 
     def yplookup(self, meta_all=None, meta_any=None, return_metadata=True):
         """Registrations that have all (``meta_all``) or any (``meta_any``) of the given metadata."""
         if meta_all and meta_any:
             raise ValueError("you can't use meta_all or meta_any at the same time")
         if meta_all:
-            wanted = _check_metadata(meta_all, "metadata_all")
-            matches = wanted.issubset
+            meta_all = _check_metadata(meta_all, "metadata_all")
         elif meta_any:
-            wanted = _check_metadata(meta_any, "metadata_any")
-            matches = wanted.intersection
+            meta_any = _check_metadata(meta_any, "metadata_any")
         else:
             return {}
-        return {name: (uri, set(meta)) if return_metadata else uri
-                for name, (uri, meta) in self.storage.entries().items() if matches(meta)}
+        return self._queries.call(self._search, meta_all, meta_any, return_metadata)
 
     def ping(self):
         """Do nothing: proves the name server answers."""
+
+    # on the query thread
+
+    def _with_metadata(self, found, return_metadata):
+        if not return_metadata:
+            return found
+        metadata = self.storage.metadata_of(list(found))
+        return {name: (uri, set(metadata[name])) for name, uri in found.items() if name in metadata}
+
+    def _select(self, wanted, return_metadata):
+        found = self.storage.names()
+        if wanted is not None:
+            found = wanted.select(found)
+        return self._with_metadata(found, return_metadata)
+
+    def _search(self, meta_all, meta_any, return_metadata):
+        return self._with_metadata(self.storage.by_metadata(meta_all or None, meta_any or None), return_metadata)
+
+    def _remove_selected(self, wanted):
+        doomed = wanted.select(self.storage.names())
+        doomed.pop(core.NAMESERVER_NAME, None)
+        return self.storage.delete(list(doomed)) if doomed else 0
+
+    # for the daemon (not exposed)
+
+    def _register_self(self, uri):
+        """(the daemon) Register the name server's own URI."""
+        self.storage.put(core.NAMESERVER_NAME, str(uri), NS_METADATA)
+
+    def _close(self):
+        self._queries.stop("the name server is closed")
+        self.storage.close()
 
 
 # --- removing registrations of servers that are gone -------------------------------------------------------------
@@ -388,8 +275,7 @@ class AutoCleaner:
             for name in gone:
                 log.info("autoclean: removing %s, its server at %s does not answer", name, registrations[name])
                 self.failures.pop(name, None)
-            with self.nameserver.lock:
-                self.nameserver.storage.delete(gone)
+            self.nameserver.storage.delete(gone)
         self.last_sweep = time.monotonic()
 
     def stop(self):
@@ -434,10 +320,10 @@ class NameServerDaemon(server.Daemon):
         try:
             super().__init__(str(host), port, unixsocket, nathost=nathost, natport=natport)
         except BaseException:
-            self.nameserver.storage.close()
+            self.nameserver._close()
             raise
         self.register(self.nameserver, core.NAMESERVER_NAME)
-        self.nameserver.register(core.NAMESERVER_NAME, self.uriFor(self.nameserver), metadata=NS_METADATA)
+        self.nameserver._register_self(self.uriFor(self.nameserver))
         if config.NS_AUTOCLEAN > 0:
             self.cleaner = AutoCleaner(self.nameserver, config.NS_AUTOCLEAN)
         log.info("name server daemon on %s, %d registrations, autoclean %s", self.locationStr,
@@ -454,7 +340,7 @@ class NameServerDaemon(server.Daemon):
             self.cleaner.stop()
         super().close()
         if self.nameserver is not None:
-            self.nameserver.storage.close()
+            self.nameserver._close()
 
 
 # --- broadcast discovery ----------------------------------------------------------------------------------------
@@ -576,7 +462,7 @@ class _BroadcastTransport(_multiplex_base()):
     socket is readable; the greenlet loop runs ``loop()`` in a greenlet.
     """
 
-    def __init__(self, bcserver):  # noqa: the base __init__ would bind a TCP socket
+    def __init__(self, bcserver):  # (not the base __init__: it would bind a TCP socket)
         self.bcserver = bcserver
         self.daemon = self  # the multiplex housekeeping calls daemon._housekeeping()
         self._owner = self

@@ -89,6 +89,8 @@ def test_remove_keeps_own_registration(running_ns):
     with Proxy(uri) as ns:
         ns.register("x.y", "PYRO:a@127.0.0.1:1")
         assert ns.remove(core.NAMESERVER_NAME) == 0
+        with pytest.raises(NamingError, match="own registration"):
+            ns.register(core.NAMESERVER_NAME, "PYRO:a@127.0.0.1:1")
         assert ns.remove(regex=".*") == 1
         assert ns.remove(prefix="Pyro") == 0
         assert ns.list() == {core.NAMESERVER_NAME: str(uri)}
