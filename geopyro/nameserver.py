@@ -26,7 +26,6 @@ if __name__ == "__main__":
 import argparse
 import contextlib
 import logging
-import re
 import socket
 import sys
 import threading
@@ -50,7 +49,6 @@ log = logging.getLogger("geopyro.nameserver")
 BROADCAST_REQUEST = b"GET_NSURI"
 NS_METADATA = frozenset({"class:Pyro5.nameserver.NameServer", "class:geopyro.nameserver.NameServer"})
 _RESERVED = (core.NAMESERVER_NAME, core.DAEMON_NAME)
-_WHITESPACE = re.compile(r"\s")
 _RealEvent = gevent.monkey.get_original("threading", "Event")
 _os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
 _real_lock = gevent.monkey.get_original("_thread", "allocate_lock")
@@ -61,11 +59,7 @@ _start_real_thread = gevent.monkey.get_original("_thread", "start_new_thread")
 
 def _check_name(name):
     if not isinstance(name, str):
-        raise TypeError("name must be a str")
-    if not name:
-        raise NamingError("invalid name: a name cannot be empty")
-    if _WHITESPACE.search(name):
-        raise NamingError("invalid name %r: a name cannot contain spaces or other whitespace" % name)
+        raise TypeError("name must be a str")  # any str, as in Pyro5 (spaces too)
 
 
 def _check_metadata(metadata, what="metadata"):
@@ -328,6 +322,11 @@ class NameServerDaemon(server.Daemon):
             self.cleaner = AutoCleaner(self.nameserver, config.NS_AUTOCLEAN)
         log.info("name server daemon on %s, %d registrations, autoclean %s", self.locationStr,
                  self.nameserver.count(), "every %gs" % config.NS_AUTOCLEAN if self.cleaner else "off")
+
+    @property
+    def cleaner_thread(self):
+        """Pyro5's name for the auto-cleaner (None when NS_AUTOCLEAN is off)."""
+        return self.cleaner
 
     @server.cooperative  # it only starts a sweep greenlet on the loop's hub
     def housekeeping(self):

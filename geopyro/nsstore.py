@@ -162,7 +162,36 @@ class _Worker:
 # may be called from any thread or greenlet: the memory storage only does quick dict work under a short lock (the
 # bulk methods are called from the name server's query thread), the SQL storage runs everything on its own thread.
 
-class MemoryStorage:
+class _Mapping:
+    """Pyro5's stores are mappings of name -> (uri, metadata set); code that uses them so works with ours."""
+
+    def __getitem__(self, name):
+        uri, metadata = self.get(name)
+        return uri, set(metadata)
+
+    def __setitem__(self, name, value):
+        uri, metadata = value
+        self.put(name, str(uri), frozenset(metadata or ()))
+
+    def __delitem__(self, name):
+        if not self.delete([name]):
+            raise KeyError(name)
+
+    def __contains__(self, name):
+        try:
+            self.get(name)
+        except KeyError:
+            return False
+        return True
+
+    def __len__(self):
+        return self.count()
+
+    def __iter__(self):
+        return iter(list(self.names()))
+
+
+class MemoryStorage(_Mapping):
     """Registrations in a dict: fast, and gone when the name server stops."""
 
     def __init__(self):
@@ -230,7 +259,7 @@ class MemoryStorage:
         pass
 
 
-class SqlStorage:
+class SqlStorage(_Mapping):
     """Registrations in an SQLite file (Pyro5's schema, plus indexes), each connection used from a thread of its own.
 
     Two connections, each on a ``_Worker`` thread: the store's own one makes

@@ -100,9 +100,10 @@ def test_remove_keeps_own_registration(running_ns):
 def test_bad_input(running_ns):
     uri, _ = running_ns()
     with Proxy(uri) as ns:
-        for name in ("", "with space", "tab\there", " lead", "new\nline"):
-            with pytest.raises(NamingError, match="invalid name"):
-                ns.register(name, "PYRO:a@127.0.0.1:1")
+        for name in ("", "with space", "tab\there", " lead", "new\nline"):  # any str, as Pyro5 accepts
+            ns.register(name, "PYRO:a@127.0.0.1:1")
+            assert str(ns.lookup(name)) == "PYRO:a@127.0.0.1:1"
+            assert ns.remove(name) == (1 if name else 0)  # remove("") removes nothing, as in Pyro5
         with pytest.raises(TypeError, match="name must be a str"):
             ns.register(42, "PYRO:a@127.0.0.1:1")
         with pytest.raises(TypeError, match="only URIs or strings"):
@@ -397,3 +398,34 @@ def test_autoclean_removes_dead_registrations(clean_config, daemons, servertype)
         wait_until(lambda: "doomed" not in ns.list(), what="autoclean to remove the dead registration")
         assert set(ns.list()) == {core.NAMESERVER_NAME, "alive", "by.name"}
         ns.ping()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sql"])
+def test_stores_are_mappings_as_pyro5s_are(tmp_path, kind):
+    """Pyro5's stores are mappings of name -> (uri, metadata set): ``del`` and the rest work on ours too."""
+    import Pyro5.nameserver
+    store = nameserver.make_storage("memory" if kind == "memory" else "sql:" + str(tmp_path / "ns.sqlite"))
+    theirs = Pyro5.nameserver.MemoryStorage() if kind == "memory" else \
+        Pyro5.nameserver.SqlStorage(str(tmp_path / "pyro5.sqlite"))
+    try:
+        for each in (store, theirs):
+            each["a b"] = ("PYRO:x@h:1", {"m1", "m2"})
+            each["c"] = ("PYRO:y@h:2", set())
+            assert each["a b"] == ("PYRO:x@h:1", {"m1", "m2"})
+            assert "c" in each and "zz" not in each and len(each) == 2 and sorted(each) == ["a b", "c"]
+            del each["c"]
+            assert "c" not in each and len(each) == 1
+        with pytest.raises(KeyError):
+            del store["c"]  # (as a dict does; Pyro5's SQL store ignores it)
+    finally:
+        store.close()
+        theirs.close()
+
+
+def test_cleaner_thread_name(clean_config):
+    clean_config.NS_AUTOCLEAN = 30.0
+    daemon = nameserver.NameServerDaemon(host="127.0.0.1", port=0)
+    try:
+        assert daemon.cleaner_thread is daemon.cleaner is not None
+    finally:
+        daemon.close()

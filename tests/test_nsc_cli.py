@@ -99,7 +99,7 @@ def test_nsc_commands_in_process(ns_thread, capsys):
     (["yplookup_any"], 2, "at least one metadata tag"),
     (["ping", "extra"], 2, "requires no arguments"),
     (["lookup", "no.such.name"], 1, "NamingError - unknown name: no.such.name"),
-    (["register", "bad name", "PYRO:x@127.0.0.1:1"], 1, "cannot contain spaces"),
+    (["register", "bad.uri", "not a uri"], 1, "invalid uri"),
     (["listmatching", "("], 1, "invalid regex"),
 ])
 def test_nsc_errors_in_process(ns_thread, capsys, args, code, message):
