@@ -83,6 +83,20 @@ def run_off_loop(func, *args):
     return hub.threadpool.apply(func, args)
 
 
+def take_outcome(holder, attribute):
+    """Take the (ok, value) outcome stored in ``holder.attribute`` (clearing it): return the value, or raise
+    the error. Nothing of this frame or the holder's keeps the error then, so no reference cycle keeps it
+    and what its traceback refers to (a message's megabytes, say) alive until the next garbage collection."""
+    ok, value = getattr(holder, attribute)
+    setattr(holder, attribute, None)
+    if ok:
+        return value
+    try:
+        raise value
+    finally:
+        del value
+
+
 def _run_guarded(runner, func, args):
     """Run ``func`` on a pool thread; never raise (gevent would print it), return (ok, value)."""
     _worker_state.runner = runner
@@ -174,7 +188,7 @@ class CallRunner:
             try:
                 raise value
             finally:
-                del value
+                del value  # (this frame, kept by the traceback, must not keep the error: a cycle)
         return value
 
     # --- lingering: a thread keeps its connection while nobody else needs a thread ---

@@ -18,6 +18,7 @@ from gevent.hub import Waiter
 from greenlet import getcurrent
 
 from .errors import NamingError
+from .execution import take_outcome
 
 from _queue import Empty as _QueueEmpty, SimpleQueue as _RealQueue  # C: monkey-patching never replaces them
 
@@ -106,14 +107,7 @@ class _Worker:
             job = _Job(func, args)
             self._submit(job)
             job.done.acquire()
-        ok, value = job.outcome
-        job.outcome = None
-        if ok:
-            return value
-        try:
-            raise value
-        finally:
-            del value
+        return take_outcome(job, "outcome")
 
     def _submit(self, job):
         with self._lock:

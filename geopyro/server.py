@@ -577,14 +577,7 @@ class Daemon:
                 _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
             else:
                 decode_payload(msg, self._settings.MAX_MESSAGE_SIZE)
-        ok, value = msg.decoded
-        msg.decoded = None  # taken: msg must not keep the value (a SerializedBlob in it refers back to msg)
-        if ok:
-            return value
-        try:
-            raise value
-        finally:
-            del value
+        return _execution.take_outcome(msg, "decoded")  # (msg must not keep it: a SerializedBlob refers to msg)
 
     def _run(self, conn, call):
         """Run a prepared call where the CallRunner says; returns an _Outcome, a _Call or None (see _dispatch)."""

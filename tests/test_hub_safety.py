@@ -326,33 +326,34 @@ def certs(tmp_path_factory):
     return make_certs(tmp_path_factory.mktemp("certs"))
 
 
-def test_tls_client_that_sends_part_of_a_record(tmp_path, servertype, clean_config, certs):
-    """After its TLS handshake, a client sends 3 bytes of a record and stops: only it waits for the rest."""
+@pytest.fixture
+def tls_server(tmp_path, servertype, clean_config, certs):
+    """A TLS daemon subprocess, this process configured as its client, and a watchdog: (server, dog, before)."""
     config = dict(server_tls_config(certs), SERVERTYPE=servertype, COMMTIMEOUT=2.0)
     with ServerProcess(tmp_path, config) as server:
         for key, value in client_tls_config(certs).items():
             setattr(clean_config, key, value)
         dog = Watchdog(server.info["service"]).start()
-        before = baseline(server, dog)
-        host, port = server.location.rsplit(":", 1)
-        context = ssl.create_default_context(cafile=certs["ca.pem"])
-        context.load_cert_chain(certs["client.pem"], certs["client.key"])
-        stalled = []
-        try:
-            for _ in range(10):
-                raw = socket.create_connection((host, int(port)), timeout=20)
-                tls = context.wrap_socket(raw, server_hostname="localhost")
-                tls.sendall(protocol.encode(protocol.MSG_CONNECT, 0, 0, SERPENT, serializers.serializers_by_id[
-                    SERPENT].dumps({"handshake": "hi", "object": "service"})))
-                os.write(tls.fileno(), b"\x17\x03\x03")  # the start of a TLS record, under the TLS layer
-                stalled.append(tls)
-            for tls in stalled:  # each is dropped after COMMTIMEOUT; nobody else waited for it
-                assert _closed_by_peer(tls)
-        finally:
-            for tls in stalled:
-                tls.close()
-        check_served_and_back(server, dog, before, "10 TLS clients with part of a record")
+        yield server, dog, baseline(server, dog)
         dog.stop()
+
+
+def test_tls_client_that_sends_part_of_a_record(tls_server, certs):
+    """After its TLS handshake, a client sends 3 bytes of a record and stops: only it waits for the rest."""
+    server, dog, before = tls_server
+    stalled = []
+    try:
+        for _ in range(10):
+            client = TlsRawClient(server.location, certs, timeout=20)
+            stalled.append(client)
+            client.connect("service")
+            os.write(client.sock.fileno(), b"\x17\x03\x03")  # the start of a TLS record, under the TLS layer
+        for client in stalled:  # each is dropped after COMMTIMEOUT; nobody else waited for it
+            assert _closed_by_peer(client.sock)
+    finally:
+        for client in stalled:
+            client.close()
+    check_served_and_back(server, dog, before, "10 TLS clients with part of a record")
 
 
 class TlsRawClient(RawClient):
@@ -365,29 +366,23 @@ class TlsRawClient(RawClient):
         self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
 
 
-def test_tls_attacks(tmp_path, servertype, clean_config, certs):
+def test_tls_attacks(tls_server, certs):
     """The heavy request and the client that never reads, over TLS."""
-    config = dict(server_tls_config(certs), SERVERTYPE=servertype, COMMTIMEOUT=2.0)
-    with ServerProcess(tmp_path, config) as server:
-        for key, value in client_tls_config(certs).items():
-            setattr(clean_config, key, value)
-        dog = Watchdog(server.info["service"]).start()
-        before = baseline(server, dog)
-        payload = marshal.dumps({"handshake": "hi", "object": "service"}) + b"N" * (48 << 20)
-        with TlsRawClient(server.location, certs) as client:
-            client.send(compressed_message(protocol.MSG_CONNECT, MARSHAL, payload))
-            assert client.receive().type == protocol.MSG_CONNECTFAIL
-        echo = serializers.serializers_by_id[SERPENT].dumpsCall("service", "echo", ["x" * 1000], {})
-        client = TlsRawClient(server.location, certs)
-        client.connect("service")
-        sender = threading.Thread(target=_send_ignoring_errors, daemon=True, args=(
-            client.sock, protocol.encode(protocol.MSG_INVOKE, 0, 1, SERPENT, echo) * 20000))
-        sender.start()
-        assert wait_until(lambda: server_sockets(server) <= before[0], 30), "the client that never reads stays"
-        sender.join(30)
-        client.close()
-        check_served_and_back(server, dog, before, "TLS: CONNECT + 48 MB filler, a client that never reads")
-        dog.stop()
+    server, dog, before = tls_server
+    payload = marshal.dumps({"handshake": "hi", "object": "service"}) + b"N" * (48 << 20)
+    with TlsRawClient(server.location, certs) as client:
+        client.send(compressed_message(protocol.MSG_CONNECT, MARSHAL, payload))
+        assert client.receive().type == protocol.MSG_CONNECTFAIL
+    echo = serializers.serializers_by_id[SERPENT].dumpsCall("service", "echo", ["x" * 1000], {})
+    client = TlsRawClient(server.location, certs)
+    client.connect("service")
+    sender = threading.Thread(target=_send_ignoring_errors, daemon=True, args=(
+        client.sock, protocol.encode(protocol.MSG_INVOKE, 0, 1, SERPENT, echo) * 20000))
+    sender.start()
+    assert wait_until(lambda: server_sockets(server) <= before[0], 30), "the client that never reads stays"
+    sender.join(30)
+    client.close()
+    check_served_and_back(server, dog, before, "TLS: CONNECT + 48 MB filler, a client that never reads")
 
 
 def _closed_by_peer(tls):
