@@ -341,7 +341,8 @@ def _check_call(call):
 
 PARSER_ITEM_COST = 1024  # bytes of memory Python's parser spends per item of a serpent text, about
 MIN_PARSER_ITEMS = 100000
-_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"')  # string literals, as repr() writes them
+_QUOTED = re.compile(r"'[^'\\\n]*(?:\\.[^'\\\n]*)*'?" + r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?',
+                     re.DOTALL)  # string literals as repr() writes them (an unclosed one: to the line's end, linear)
 
 
 def parser_item_limit():
@@ -359,10 +360,10 @@ def parser_item_limit():
 def _check_parser_items(text):
     """Refuse a serpent text with more items than ``parser_item_limit`` before Python's parser sees it."""
     limit = parser_item_limit()
-    items = sum(map(text.count, ",:[({"))
+    items = sum(map(text.count, ",:[({+-"))
     if items <= limit:
         return
-    items = sum(map(_QUOTED.sub("", text).count, ",:[({"))  # (a string's commas are not items)
+    items = sum(map(_QUOTED.sub("", text).count, ",:[({+-"))  # (a string's commas are not items)
     if items > limit:
         raise errors.SerializeError(
             "serpent data too large to parse: about %d items where at most %d are read (Python's parser costs "
@@ -436,9 +437,20 @@ _MARSHAL_SIZED4 = {ord(c) for c in "stuaA"}          # 4-byte length, then that 
 _MARSHAL_SIZED1 = {ord(c) for c in "zZf"}            # 1-byte length, then that many bytes
 _MARSHAL_COUNT4 = {ord(c) for c in "([<>"}           # 4-byte element count, elements follow
 _MARSHAL_LONG, _MARSHAL_SMALL_TUPLE, _MARSHAL_DICT, _MARSHAL_NULL = ord("l"), ord(")"), ord("{"), ord("0")
-_MARSHAL_COMPLEX, _MARSHAL_CODE = ord("x"), ord("c")
+_MARSHAL_COMPLEX, _MARSHAL_CODE, _MARSHAL_REFERENCE = ord("x"), ord("c"), ord("r")
 _MARSHAL_REF_FLAG = 0x80
 _OPEN_DICT = -1  # in check_marshal_sizes: an open dict, which ends at a NULL code instead of after a count
+
+
+def _open_container(open_counts, open_refs, unfinished, count, ref):
+    open_counts.append(count)
+    open_refs.append(ref)
+    unfinished.add(ref)
+
+
+def _close_container(open_counts, open_refs, unfinished):
+    open_counts.pop()
+    unfinished.discard(open_refs.pop())
 
 
 def check_marshal_sizes(data):
@@ -454,12 +466,24 @@ def check_marshal_sizes(data):
     view = memoryview(data)
     pos, end = 0, len(view)
     open_counts = []  # for each container being read: how many elements are still to come (or _OPEN_DICT)
+    open_refs = []  # for each container being read: its reference number (-1: it has none)
+    unfinished = set()  # reference numbers of containers still being read
+    refs = 0  # reference numbers given so far (marshal numbers flagged values as it starts them)
     while True:
         if pos >= end:
             raise errors.SerializeError("invalid marshal data: truncated")
+        ref = -1
+        if view[pos] & _MARSHAL_REF_FLAG:
+            ref, refs = refs, refs + 1
         code = view[pos] & ~_MARSHAL_REF_FLAG
         pos += 1
         size = _MARSHAL_FIXED.get(code)
+        if code == _MARSHAL_REFERENCE and end - pos >= 4:
+            target = int.from_bytes(view[pos:pos + 4], "little")
+            if target in unfinished or target >= refs:
+                # a container inside itself: marshal.loads builds it (a tuple that holds itself crashes the
+                # interpreter when hashed), and nothing Pyro sends is like that
+                raise errors.SerializeError("invalid marshal data: a reference to a value not complete yet")
         if size is not None:
             pos += size
         elif code in _MARSHAL_SIZED4 or code in _MARSHAL_COUNT4 or code == _MARSHAL_LONG:
@@ -474,7 +498,7 @@ def check_marshal_sizes(data):
                                             % (count, end - pos))
             if code in _MARSHAL_COUNT4:
                 if count:
-                    open_counts.append(count)
+                    _open_container(open_counts, open_refs, unfinished, count, ref)
                     continue
             else:
                 pos += count
@@ -484,19 +508,19 @@ def check_marshal_sizes(data):
             count = view[pos]
             pos += 1
             if count:
-                open_counts.append(count)
+                _open_container(open_counts, open_refs, unfinished, count, ref)
                 continue
         elif code in _MARSHAL_SIZED1:
             if pos >= end:
                 raise errors.SerializeError("invalid marshal data: truncated size field")
             pos += 1 + view[pos]
         elif code == _MARSHAL_DICT:
-            open_counts.append(_OPEN_DICT)
+            _open_container(open_counts, open_refs, unfinished, _OPEN_DICT, ref)
             continue
         elif code == _MARSHAL_NULL:
             if not open_counts or open_counts[-1] != _OPEN_DICT:
                 raise errors.SerializeError("invalid marshal data: NULL outside a dict")
-            open_counts.pop()  # the dict is complete
+            _close_container(open_counts, open_refs, unfinished)  # the dict is complete
         elif code == _MARSHAL_COMPLEX:  # two short float strings
             for _ in range(2):
                 if pos >= end:
@@ -516,7 +540,7 @@ def check_marshal_sizes(data):
             if left > 1:
                 open_counts[-1] = left - 1
                 break
-            open_counts.pop()
+            _close_container(open_counts, open_refs, unfinished)
         else:
             break  # the outermost value is complete
     if pos != end:

@@ -23,11 +23,16 @@ import re
 __all__ = ["read", "PIECE"]
 
 PIECE = 32 * 1024  # characters handed to the parser at once: about 10,000 small items, some 40 ms
-MAX_DEPTH = 16  # large containers nested deeper than this are refused (each level scans its text again)
+MAX_DEPTH = 64  # large containers nested deeper than this are refused (each level scans its text again)
 MAX_NESTING = 200  # brackets nested deeper are refused at once, as Python's tokenizer refuses them
 _TRIPLE_QUOTES = ("'''", '"""')
-_STRUCTURE = re.compile("'''|\"\"\"|" + r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|#[^\n]*|[\[\](){},:]""")
+_STRUCTURE = re.compile("'''|\"\"\"|" + r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'?|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|#[^\n]*|[\[\](){},:]""",
+                        re.DOTALL)  # (a string without its closing quote is matched to the line's end: linear)
 _SPACE = re.compile(r"(?:\s|#[^\n]*)*")
+_NUMBER = r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?"
+_NUMBER_TOKEN = re.compile(r"[-+]?(?:%s|[A-Za-z_]\w*)(?:[-+]%s)?" % (_NUMBER, _NUMBER))
+_STRING_TOKEN = re.compile(r"""[bBrRuU]{0,2}(?:'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*")""",
+                           re.DOTALL)
 _CLOSER = {"[": "]", "(": ")", "{": "}"}
 
 
@@ -44,10 +49,22 @@ def _value(text, start, end, depth):
     last = len(text[first:end].rstrip()) + first - 1  # (comments after the value: literal_eval rejects them too)
     opener = text[first] if first < end else ""
     if opener not in _CLOSER or text[last] != _CLOSER[opener]:
-        return ast.literal_eval(text[start:end].strip())  # one large token (a string, say): one quick step
+        if last + 1 - first <= PIECE:  # small, after a long comment (serpent's header, say)
+            return ast.literal_eval(text[start:end].strip())
+        return _large_leaf(text[first:last + 1])
     if depth >= MAX_DEPTH:
         raise ValueError("large containers nested more than %d deep" % MAX_DEPTH)
     return _container(text, opener, first + 1, last, depth + 1)
+
+
+def _large_leaf(text):
+    """A large element that is not a container: one string (or bytes) literal, or one number (a complex one's
+    two parts), is read in one step; anything else that large (``1+1+1...``) would hold the parser, and the
+    lock, for seconds."""
+    text = text.strip()
+    if not (_STRING_TOKEN.fullmatch(text) or _NUMBER_TOKEN.fullmatch(text)):
+        raise ValueError("a serpent element of %d characters that is neither a container nor a string" % len(text))
+    return ast.literal_eval(text)
 
 
 def _container(text, opener, start, end, depth):
@@ -70,7 +87,9 @@ def _container(text, opener, start, end, depth):
         elif is_dict:
             if colon < 0:
                 raise ValueError("malformed node or string: a dict entry without a key")
-            items[ast.literal_eval(text[part_start:colon].strip())] = _value(text, colon + 1, part_end, depth)
+            key = text[part_start:colon]
+            items[ast.literal_eval(key.strip()) if len(key) <= PIECE else _large_leaf(key)] = \
+                _value(text, colon + 1, part_end, depth)
         elif opener == "{":
             items.add(_value(text, part_start, part_end, depth))
         else:
@@ -90,8 +109,13 @@ def _parts(text, start, end):
     colon = -1
     for match in _STRUCTURE.finditer(text, start, end):
         char = text[match.start()]
-        if match.end() - match.start() == 3 and match.group() in _TRIPLE_QUOTES:
-            raise ValueError("a large serpent text with triple-quoted strings cannot be read in steps")
+        if char in "'\"":
+            token = match.group()
+            if token in _TRIPLE_QUOTES:
+                raise ValueError("a large serpent text with triple-quoted strings cannot be read in steps")
+            if len(token) < 2 or token[-1] != char or token[-2] == "\\" and not _closed(token):
+                raise ValueError("malformed node or string: a string without its closing quote")
+            continue
         if char in "([{":
             nesting += 1
             if nesting >= MAX_NESTING:
@@ -105,6 +129,8 @@ def _parts(text, start, end):
                 colon = match.start()
         elif nesting == 0 and char == ",":
             position = match.start()
+            if not text[element_start:position].strip():
+                raise ValueError("malformed node or string: an empty element")
             if is_dict is None:
                 is_dict = colon >= 0
             commas += 1
@@ -120,6 +146,12 @@ def _parts(text, start, end):
         run_start = _close_element(text, parts, run_start, element_start, end, colon)
         _add_run(text, parts, run_start, end)
     return parts, commas, is_dict
+
+
+def _closed(token):
+    """True when a quoted token ends with its quote rather than an escaped one."""
+    backslashes = len(token) - 1 - len(token[:-1].rstrip("\\"))
+    return backslashes % 2 == 0
 
 
 def _close_element(text, parts, run_start, element_start, element_end, colon):

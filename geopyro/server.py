@@ -1043,7 +1043,8 @@ def decode_payload(msg, max_size):
             value = serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
         msg.decoded = (True, value)
     except Exception as exc:
-        msg.decoded = (False, exc.with_traceback(None))  # its frames refer to msg (and to what was inflated)
+        exc.__context__ = None  # (its frames, and its context's, refer to msg and to what was inflated)
+        msg.decoded = (False, exc.with_traceback(None))
 
 
 def _blob_call(msg):

@@ -711,6 +711,8 @@ def test_an_outside_select_loop_drives_either_server_type(servertype):
         for _ in range(2):
             with Proxy(uri) as proxy:
                 results.append([proxy.echo(n) for n in range(3)])
+                big = "y" * 20_000_000  # read on a thread, and a reply larger than the socket buffers
+                results.append(proxy.echo(big) == big)
         own_w.send(b"done")
 
     worker = threading.Thread(target=client)
@@ -725,8 +727,8 @@ def test_an_outside_select_loop_drives_either_server_type(servertype):
                 break
             daemon.events([sock for sock in ready if sock is not own_r])
         worker.join(10)
-        assert results == [[0, 1, 2], [0, 1, 2]]
-        assert rounds < 100, rounds  # the outside loop waited; it did not spin
+        assert results == [[0, 1, 2], True, [0, 1, 2], True]
+        assert rounds < 2000, rounds  # it did not spin (a 20 MB request takes ~320 rounds of 64 KB reads)
     finally:
         daemon.close()
         own_r.close()

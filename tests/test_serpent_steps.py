@@ -95,3 +95,26 @@ def test_triple_quoted_strings_are_not_cut(tiny_pieces):
         serpent_steps.read("[" + "'" * 3 + "x, y" + "'" * 3 + ", 1, 2, 3, 4, 5]")
     quotes_in_a_string = "['" + '"' * 3 + "', 1, 2, 3, 4, 5]"
     assert serpent_steps.read(quotes_in_a_string) == ['"' * 3, 1, 2, 3, 4, 5]
+
+
+def test_unclosed_strings_are_refused_in_one_pass():
+    """Many escaped quotes that never close: each one used to start a scan to the end of the line (minutes
+    for 160 KB, the interpreter lock held throughout); now one pass refuses it."""
+    with pytest.raises(ValueError, match="closing quote"):
+        serpent_steps.read("[" + "'\\" * 200_000 + "]")
+
+
+def test_a_large_element_must_be_a_container_or_a_string():
+    big = "x" * (3 * serpent_steps.PIECE)
+    assert serpent_steps.read("['%s', b'%s']" % (big, big)) == [big, big.encode()]
+    with pytest.raises(ValueError, match="neither a container nor a string"):
+        serpent_steps.read("[" + "+".join(["1"] * serpent_steps.PIECE) + "]")  # one parse of seconds
+
+
+@pytest.mark.parametrize("text", ["[,'aaaaaaaaaaaa']", "['aaaaaaaaaaa',,]", "('aaaaaaaaaaaa',,)", "(          ,)",
+                                  "{1: 'aaaaaaaaaaa',, 2: 3}"])
+def test_empty_elements_are_refused_as_literal_eval_refuses_them(tiny_pieces, text):
+    with pytest.raises(SyntaxError):
+        ast.literal_eval(text)
+    with pytest.raises(ValueError, match="empty element"):
+        serpent_steps.read(text)

@@ -448,19 +448,26 @@ class MultiplexServer:
                 reader.feed(data)
             if msg is None:
                 msg = reader.next_message()
+            outside = not self._owner._loop.running  # driven by someone else's loop through events()
             while msg is not None:
                 if server.decodes_off_loop(msg) and (client.handshaken or client.handshaken is False
                                                      and msg.type == protocol.MSG_CONNECT):
-                    self._decode_aside(client, msg)  # a large message: deserialized on a thread meanwhile
-                    return
+                    if outside:  # nothing would take the client back: decode now (the outside loop waits)
+                        execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE)
+                    else:
+                        self._decode_aside(client, msg)  # a large message: deserialized on a thread meanwhile
+                        return
                 if not self._process(client, msg):
                     return
                 if conn.closed:
                     return
                 client.last_activity = time.monotonic()  # a long call is not idleness
                 if conn.unsent:
-                    self._wait_writable(client)  # its replies wait: read nothing more from it until they are sent
-                    return
+                    if outside:  # (an outside loop waits for reading only): send it all now, within COMMTIMEOUT
+                        self._flush_now(client)
+                    else:
+                        self._wait_writable(client)  # its replies wait: read nothing more from it until sent
+                        return
                 if self.daemon._calls.oneway_full(conn):
                     self._set_aside(client)  # the rest waits in its reader, and in the kernel's buffers
                     return
@@ -520,6 +527,8 @@ class MultiplexServer:
         def decode():
             try:
                 execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE)
+            except Exception as exc:  # (the thread pool failed us; decode_payload itself never raises)
+                msg.decoded = (False, errors.ProtocolError("the request could not be read: %r" % exc))
             finally:
                 client.ready = msg
                 self._decoders.discard(decoder)
@@ -556,6 +565,15 @@ class MultiplexServer:
             self._set_aside(client)
             return
         self._serve(client, receive=False)
+
+    def _flush_now(self, client):
+        """Send the waiting replies, waiting for the socket (up to COMMTIMEOUT without progress)."""
+        conn = client.conn
+        while not conn.flush():
+            try:
+                gevent.socket.wait_write(conn.sock.fileno(), self.settings.COMMTIMEOUT or None)
+            except _stdlib_socket.timeout:
+                raise errors.TimeoutError("sending: timeout") from None
 
     def _flush_all(self):
         for client in list(self._writing):
