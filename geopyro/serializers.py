@@ -215,12 +215,8 @@ class SerializerBase:
         t = type(literal)
         if t in _PLAIN_TYPES:
             return literal
-        if t is tuple or t is list:
-            for item in literal:
-                if type(item) not in _PLAIN_TYPES:
-                    break
-            else:
-                return literal  # the usual arguments: nothing to rebuild, no copy
+        if (t is tuple or t is list) and _only_plain(literal):
+            return literal  # the usual arguments: nothing to rebuild, no copy
         done = {}  # id of a container visited -> what it became (_VISITING while it is being rebuilt)
         dict_to_class = self.dict_to_class
 
@@ -234,13 +230,9 @@ class SerializerBase:
                 if result is _VISITING:
                     raise errors.SerializeError("cannot deserialize data that contains itself")
                 return result
-            if t is tuple or t is list:
-                for item in obj:
-                    if type(item) not in _PLAIN_TYPES:
-                        break
-                else:
-                    done[key] = obj
-                    return obj  # freshly deserialized and nothing to rebuild: no copy
+            if (t is tuple or t is list) and _only_plain(obj):
+                done[key] = obj
+                return obj  # freshly deserialized and nothing to rebuild: no copy
             done[key] = _VISITING
             if t is list:
                 result = [rebuild(x) for x in obj]
@@ -320,6 +312,14 @@ class SerializerBase:
 
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
 _NOT_VISITED, _VISITING = object(), object()
+
+
+def _only_plain(items):
+    """True when no item of a tuple or list needs rebuilding."""
+    for item in items:
+        if type(item) not in _PLAIN_TYPES:
+            return False
+    return True
 
 
 def _to_bytes(data):
