@@ -38,6 +38,7 @@ setup(
             "geopyro-ns=geopyro.ns:main",
             "geopyro-nsc=geopyro.nsc:main",
             "geopyro-echoserver=geopyro.utils.echoserver:main",
+            "geopyro-httpgateway=geopyro.utils.httpgateway:main",
         ],
     },
     classifiers=[

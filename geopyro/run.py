@@ -42,10 +42,10 @@ PYRO5_MODULES = {
     "Pyro5.svr_existingconn": "geopyro.servers.existing",
     "Pyro5.utils": "geopyro.utils",
     "Pyro5.utils.echoserver": "geopyro.utils.echoserver",
+    "Pyro5.utils.httpgateway": "geopyro.utils.httpgateway",
 }
 # Pyro5's modules geopyro does not offer yet, and why
 MISSING = {
-    "Pyro5.utils.httpgateway": "geopyro has no HTTP gateway yet",
     "Pyro5.compatibility": "geopyro does not offer Pyro4's API yet",
     "Pyro5.compatibility.Pyro4": "geopyro does not offer Pyro4's API yet",
 }
