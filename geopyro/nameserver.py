@@ -36,6 +36,7 @@ import gevent.monkey
 import gevent.pool
 
 from . import config, core, errors, program, server, socketutil
+from .callcontext import current_context
 from .errors import NamingError
 from .nsfilters import _name_filter
 from .nsstore import MemoryStorage, SqlStorage, _Worker, make_storage
@@ -82,6 +83,26 @@ def _protected(what):
                        % (core.NAMESERVER_NAME, what))
 
 
+def _remote_caller():
+    """True inside a call that came over the wire (the program itself may change the name server's own entry)."""
+    return current_context.client is not None
+
+
+@contextlib.contextmanager
+def _holding(lock):
+    """Hold the name server's lock, which programs take (as with Pyro5) to make several changes at once.
+
+    Its owner is another thread while we wait, so a greenlet polls for it
+    rather than block its hub on it.
+    """
+    while not lock.acquire(blocking=False):
+        program.sleep(0.005)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 # --- the name server --------------------------------------------------------------------------------------------
 
 @server.expose
@@ -109,7 +130,7 @@ class NameServer:
         if not isinstance(name, str):
             raise TypeError("name must be a str")
         try:
-            uri, metadata = self.storage.get(name)
+            uri, metadata = self.storage.entry(name)
         except KeyError:
             raise NamingError("unknown name: " + name) from None
         uri = core.URI(uri)
@@ -118,7 +139,8 @@ class NameServer:
     def register(self, name, uri, safe=False, metadata=None):
         """Register a name for a URI (or uri string); ``safe`` refuses to replace an existing name.
 
-        ``Pyro.NameServer`` is refused: it is the name server's own registration.
+        A remote client may not register ``Pyro.NameServer``: it is the name
+        server's own registration.
         """
         if isinstance(uri, core.URI):
             uri = str(uri)
@@ -128,21 +150,23 @@ class NameServer:
             raise TypeError("only URIs or strings can be registered")
         _check_name(name)
         metadata = _check_metadata(metadata)
-        if name == core.NAMESERVER_NAME:
+        if name == core.NAMESERVER_NAME and _remote_caller():
             raise _protected("register")
-        if not self.storage.put(name, uri, metadata, replace=not safe):
-            raise NamingError("name already registered: " + name)
+        with _holding(self.lock):
+            if not self.storage.put(name, uri, metadata, replace=not safe):
+                raise NamingError("name already registered: " + name)
         log.debug("registered %s -> %s", name, uri)
 
     def set_metadata(self, name, metadata):
-        """Replace the metadata of an existing registration (not of ``Pyro.NameServer``)."""
+        """Replace the metadata of an existing registration (a remote client may not change ``Pyro.NameServer``'s)."""
         if not isinstance(name, str):
             raise TypeError("name must be a str")
         metadata = _check_metadata(metadata)
-        if name == core.NAMESERVER_NAME:
+        if name == core.NAMESERVER_NAME and _remote_caller():
             raise _protected("change the metadata of")
-        if not self.storage.set_metadata(name, metadata):
-            raise NamingError("unknown name: " + name)
+        with _holding(self.lock):
+            if not self.storage.set_metadata(name, metadata):
+                raise NamingError("unknown name: " + name)
 
     def remove(self, name=None, prefix=None, regex=None):
         """Remove one name, or every name with a prefix or matching a regex; the number removed.
@@ -153,11 +177,13 @@ class NameServer:
         if name:
             if name == core.NAMESERVER_NAME:
                 return 0
-            return self.storage.delete([name])
+            with _holding(self.lock):
+                return self.storage.delete([name])
         wanted = _name_filter(prefix, regex)
         if wanted is None:
             return 0
-        return self._queries.call(self._remove_selected, wanted)
+        with _holding(self.lock):
+            return self._queries.call(self._remove_selected, wanted)
 
     def list(self, prefix=None, regex=None, return_metadata=False):
         """Registrations as {name: uri string} (or {name: (uri, metadata set)}), filtered by prefix or regex.
@@ -220,65 +246,72 @@ class NameServer:
 
 # --- removing registrations of servers that are gone -------------------------------------------------------------
 
-class AutoCleaner:
-    """Removes registrations whose server no longer accepts connections (config NS_AUTOCLEAN).
+class AutoCleaner(threading.Thread):
+    """Removes registrations whose server has not accepted a connection for ``max_unreachable_time`` seconds.
 
-    The daemon's housekeeping starts a sweep every NS_AUTOCLEAN seconds in a
-    greenlet of the request loop; the connection attempts are gevent sockets,
-    so calls keep being served meanwhile. A name goes after ``strikes``
-    failed sweeps in a row, so one hiccup does not remove it.
+    As in Pyro5 it is a thread the name server daemon starts when
+    NS_AUTOCLEAN > 0 (at least ``min_autoclean_value`` seconds), so it cleans
+    whether or not a request loop runs. Every ``loop_delay`` seconds it sees
+    whether NS_AUTOCLEAN seconds have passed since the last sweep; a sweep
+    tries every PYRO registration, up to ``concurrency`` at a time, with
+    gevent sockets on this thread's own hub, never on the request loop's.
     """
 
-    strikes = 2
+    min_autoclean_value = 3
+    max_unreachable_time = 20.0
+    loop_delay = 2.0
+    override_autoclean_min = False  # lets tests clean more often than a real name server should
     concurrency = 50
 
-    def __init__(self, nameserver, interval):
-        if interval <= 0:
+    def __init__(self, nameserver):
+        if config.NS_AUTOCLEAN <= 0:
             raise ValueError("NS_AUTOCLEAN must be > 0 to clean")
+        if not self.override_autoclean_min and config.NS_AUTOCLEAN < self.min_autoclean_value:
+            raise ValueError("NS_AUTOCLEAN cannot be smaller than " + str(self.min_autoclean_value))
+        super().__init__(name="geopyro name server autoclean", daemon=True)
         self.nameserver = nameserver
-        self.interval = interval
-        self.failures = {}  # name -> failed sweeps in a row
-        self.last_sweep = time.monotonic()
-        self.sweeper = None
-        self.stopped = False
+        self.unreachable = {}  # name -> since when (time.monotonic) its server did not answer
+        self.last_cleaned = time.monotonic()
+        self._stopping = threading.Event()
 
-    def due(self, now):
-        busy = self.sweeper is not None and not self.sweeper.dead
-        return not self.stopped and not busy and now - self.last_sweep >= self.interval
-
-    def start_sweep(self):
-        """Start a sweep in a greenlet of the calling thread's hub (the request loop)."""
-        self.sweeper = gevent.spawn(self.sweep)
+    def run(self):
+        while not self._stopping.wait(self.loop_delay):
+            if time.monotonic() - self.last_cleaned < config.NS_AUTOCLEAN:
+                continue
+            try:
+                self.sweep()
+            except Exception:
+                if self._stopping.is_set():
+                    break  # the name server closed under the sweep
+                log.warning("autoclean: sweep failed", exc_info=True)
+            self.last_cleaned = time.monotonic()
 
     def sweep(self):
         registrations = {name: uri for name, uri in self.nameserver.list().items() if name not in _RESERVED}
         pool = gevent.pool.Pool(self.concurrency)
         alive = dict(zip(registrations, pool.imap(_answers, registrations.values())))
+        now = time.monotonic()
         gone = []
         for name, ok in alive.items():
             if ok:
-                self.failures.pop(name, None)
-                continue
-            self.failures[name] = self.failures.get(name, 0) + 1
-            if self.failures[name] >= self.strikes:
+                self.unreachable.pop(name, None)
+            elif now - self.unreachable.setdefault(name, now) >= self.max_unreachable_time:
                 gone.append(name)
-        for name in list(self.failures):
+        for name in list(self.unreachable):
             if name not in registrations:
-                del self.failures[name]
-        if gone and not self.stopped:
+                del self.unreachable[name]
+        if gone and not self._stopping.is_set():
             for name in gone:
-                log.info("autoclean: removing %s, its server at %s does not answer", name, registrations[name])
-                self.failures.pop(name, None)
+                log.info("autoclean: removing %s, its server at %s has not answered for %g s", name,
+                         registrations[name], self.max_unreachable_time)
+                del self.unreachable[name]
             self.nameserver.storage.delete(gone)
-        self.last_sweep = time.monotonic()
+        if self.unreachable:
+            log.debug("autoclean: %d of %d names unreachable", len(self.unreachable), len(registrations))
 
     def stop(self):
-        self.stopped = True
-        sweeper = self.sweeper
-        if sweeper is not None and not sweeper.dead:
-            with contextlib.suppress(Exception):
-                if sweeper.parent is gevent.get_hub():
-                    sweeper.kill(block=False)
+        """Stop sweeping (a sweep under way finishes its connection attempts)."""
+        self._stopping.set()
 
 
 def _answers(uri):
@@ -309,7 +342,7 @@ class NameServerDaemon(server.Daemon):
             host = config.HOST
         if port is None:
             port = config.NS_PORT
-        self.cleaner = None
+        self.cleaner_thread = None
         self.nameserver = NameServer(make_storage(storage))  # a bad store fails before a port is taken
         try:
             super().__init__(str(host), port, unixsocket, nathost=nathost, natport=natport)
@@ -319,27 +352,22 @@ class NameServerDaemon(server.Daemon):
         self.register(self.nameserver, core.NAMESERVER_NAME)
         self.nameserver._register_self(self.uriFor(self.nameserver))
         if config.NS_AUTOCLEAN > 0:
-            self.cleaner = AutoCleaner(self.nameserver, config.NS_AUTOCLEAN)
+            self.cleaner_thread = AutoCleaner(self.nameserver)
+            self.cleaner_thread.start()
         log.info("name server daemon on %s, %d registrations, autoclean %s", self.locationStr,
-                 self.nameserver.count(), "every %gs" % config.NS_AUTOCLEAN if self.cleaner else "off")
-
-    @property
-    def cleaner_thread(self):
-        """Pyro5's name for the auto-cleaner (None when NS_AUTOCLEAN is off)."""
-        return self.cleaner
-
-    @server.cooperative  # it only starts a sweep greenlet on the loop's hub
-    def housekeeping(self):
-        cleaner = self.cleaner
-        if cleaner is not None and cleaner.due(time.monotonic()):
-            cleaner.start_sweep()
+                 self.nameserver.count(), "every %gs" % config.NS_AUTOCLEAN if self.cleaner_thread else "off")
 
     def close(self):
-        if self.cleaner is not None:
-            self.cleaner.stop()
+        """Close the daemon, stop the cleaner and close the store; ``nameserver`` is None afterwards (as in Pyro5)."""
+        cleaner, self.cleaner_thread = self.cleaner_thread, None
+        if cleaner is not None:
+            cleaner.stop()
         super().close()
         if self.nameserver is not None:
             self.nameserver._close()
+            self.nameserver = None
+        if cleaner is not None and cleaner is not threading.current_thread():
+            cleaner.join(10)
 
 
 # --- broadcast discovery ----------------------------------------------------------------------------------------
@@ -637,8 +665,9 @@ def locate_ns(host=None, port=None, broadcast=True):
 
     With ``host``: the one at host:port (port default NS_PORT; host may be
     ``./u:socketname``). Without: NS_HOST:port when NS_HOST is local, then a
-    UDP broadcast on port (default NS_BCPORT) to BROADCAST_ADDRS, then
-    NS_HOST:NS_PORT. NamingError tells what was tried when nothing answered.
+    UDP broadcast on port (default NS_BCPORT) to BROADCAST_ADDRS (whose answer
+    gives a proxy that connects on first use), then NS_HOST:NS_PORT.
+    NamingError tells what was tried when nothing answered.
     """
     if host:
         uristring = _ns_uri(str(host), port or config.NS_PORT)
@@ -660,11 +689,9 @@ def locate_ns(host=None, port=None, broadcast=True):
         tried.append("broadcast to %s port %d" % (",".join(config.BROADCAST_ADDRS), bcport))
         found = _broadcast_for_uri(bcport)
         if found:
-            try:
-                return _bind(found)
-            except errors.PyroError as exc:
-                tried.append(found)
-                last_error = exc
+            from .client import Proxy
+            log.debug("a name server answered the broadcast: %s", found)
+            return Proxy(found)  # not bound yet, as in Pyro5: the name server answered, so it is there
     uristring = _ns_uri(ns_host, config.NS_PORT)
     if uristring not in tried:
         tried.append(uristring)

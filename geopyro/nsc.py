@@ -1,6 +1,7 @@
 """Name server control: ``python -m geopyro.nsc [-n host] [-p port] command [args]`` (or ``geopyro-nsc``).
 
 Exit codes: 0 done, 1 the name server refused or could not be found, 2 bad usage.
+A refused command prints ``Error: <type> - <message>`` on stdout, as Pyro5's tool does.
 """
 
 import argparse
@@ -115,9 +116,20 @@ COMMANDS = {
 
 
 def handle_command(ns, command, args, options=None):
-    """Run one command against a name server proxy (raises UsageError, PyroError, ...)."""
+    """Run one command against a name server proxy.
+
+    As Pyro5's does, it prints a failure as ``Error: <type> - <message>`` on
+    stdout and raises it again (an unknown command is a KeyError); wrong
+    arguments raise UsageError unprinted.
+    """
     options = options or argparse.Namespace(yes=False)
-    COMMANDS[command](ns, list(args), options)
+    try:
+        COMMANDS[command](ns, list(args), options)
+    except UsageError:
+        raise
+    except Exception as exc:
+        print("Error: %s - %s" % (type(exc).__name__, exc))
+        raise
 
 
 def _parser():
@@ -153,9 +165,8 @@ def main(args=None):
         except UsageError as exc:
             print("%s: %s %s" % (parser.prog, options.command, exc), file=sys.stderr)
             return 2
-        except Exception as exc:
-            print("Error: %s - %s" % (type(exc).__name__, exc), file=sys.stderr)
-            return 1
+        except Exception:
+            return 1  # handle_command printed it
     if options.verbose:
         print("Done.")
     return 0

@@ -152,7 +152,7 @@ class _Worker:
 
 # --- storage ----------------------------------------------------------------------------------------------------
 #
-# Both storages offer: get, put, set_metadata, delete, names, metadata_of, by_metadata, count, close. Every method
+# Both storages offer: entry, put, set_metadata, delete, names, metadata_of, by_metadata, count, close. Every method
 # may be called from any thread or greenlet: the memory storage only does quick dict work under a short lock (the
 # bulk methods are called from the name server's query thread), the SQL storage runs everything on its own thread.
 
@@ -160,8 +160,14 @@ class _Mapping:
     """Pyro5's stores are mappings of name -> (uri, metadata set); code that uses them so works with ours."""
 
     def __getitem__(self, name):
-        uri, metadata = self.get(name)
+        uri, metadata = self.entry(name)
         return uri, set(metadata)
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
     def __setitem__(self, name, value):
         uri, metadata = value
@@ -173,7 +179,7 @@ class _Mapping:
 
     def __contains__(self, name):
         try:
-            self.get(name)
+            self.entry(name)
         except KeyError:
             return False
         return True
@@ -192,7 +198,7 @@ class MemoryStorage(_Mapping):
         self._items = {}  # name -> (uri string, frozenset of metadata)
         self._lock = _real_lock()  # held only for dict operations, never across a wait
 
-    def get(self, name):
+    def entry(self, name):
         """(uri, metadata) of a name; KeyError if unknown."""
         return self._items[name]
 
@@ -451,7 +457,7 @@ class SqlStorage(_Mapping):
 
     # the storage interface
 
-    def get(self, name):
+    def entry(self, name):
         return self._run(self._do_get, name)
 
     def put(self, name, uri, metadata, replace=True):

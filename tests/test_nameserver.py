@@ -382,8 +382,16 @@ def test_serve_without_name_server(clean_config):
 
 # --- autoclean ------------------------------------------------------------------------------------------------
 
-def test_autoclean_removes_dead_registrations(clean_config, daemons, servertype):
+@pytest.fixture
+def quick_cleaner(monkeypatch, clean_config):
+    """An autoclean that sweeps every 0.1 s and drops a name after 0.3 s unanswered (a real one: 3 s and 20 s)."""
+    monkeypatch.setattr(nameserver.AutoCleaner, "override_autoclean_min", True)
+    monkeypatch.setattr(nameserver.AutoCleaner, "loop_delay", 0.05)
+    monkeypatch.setattr(nameserver.AutoCleaner, "max_unreachable_time", 0.3)
     clean_config.NS_AUTOCLEAN = 0.1
+
+
+def test_autoclean_removes_dead_registrations(quick_cleaner, clean_config, daemons, servertype):
     clean_config.POLLTIMEOUT = 0.05
     uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
     daemons.start(ns_daemon)
@@ -415,6 +423,9 @@ def test_stores_are_mappings_as_pyro5s_are(tmp_path, kind):
             assert "c" in each and "zz" not in each and len(each) == 2 and sorted(each) == ["a b", "c"]
             del each["c"]
             assert "c" not in each and len(each) == 1
+        for each in (store, theirs):
+            assert each.get("zz") is None and each.get("zz", 1) == 1
+            assert each.get("a b") == ("PYRO:x@h:1", {"m1", "m2"})
         with pytest.raises(KeyError):
             del store["c"]  # (as a dict does; Pyro5's SQL store ignores it)
     finally:
@@ -422,10 +433,55 @@ def test_stores_are_mappings_as_pyro5s_are(tmp_path, kind):
         theirs.close()
 
 
-def test_cleaner_thread_name(clean_config):
+def test_autoclean_knobs_and_lifetime_as_pyro5s(clean_config):
+    """Pyro5's AutoCleaner: at least 3 s apart unless overridden, a thread that runs without a request loop,
+    gone (None) once the daemon closes, as is the daemon's ``nameserver``."""
+    import Pyro5.nameserver
+    for cls in (nameserver.AutoCleaner, Pyro5.nameserver.AutoCleaner):
+        assert (cls.min_autoclean_value, cls.max_unreachable_time, cls.loop_delay, cls.override_autoclean_min) \
+            == (3, 20.0, 2.0, False)
+    clean_config.NS_AUTOCLEAN = 1.0
+    with pytest.raises(ValueError, match="NS_AUTOCLEAN cannot be smaller than 3"):
+        nameserver.NameServerDaemon(host="127.0.0.1", port=0)
     clean_config.NS_AUTOCLEAN = 30.0
     daemon = nameserver.NameServerDaemon(host="127.0.0.1", port=0)
-    try:
-        assert daemon.cleaner_thread is daemon.cleaner is not None
-    finally:
-        daemon.close()
+    cleaner = daemon.cleaner_thread
+    assert cleaner.is_alive()
+    daemon.close()
+    assert daemon.cleaner_thread is None and daemon.nameserver is None and not cleaner.is_alive()
+    clean_config.NS_AUTOCLEAN = 0.0
+    with nameserver.NameServerDaemon(host="127.0.0.1", port=0) as daemon:
+        assert daemon.cleaner_thread is None
+
+
+def test_autoclean_works_without_a_request_loop(quick_cleaner):
+    doomed = server.Daemon("127.0.0.1", 0)
+    with nameserver.NameServerDaemon(host="127.0.0.1", port=0) as ns_daemon:
+        ns_daemon.nameserver.register("doomed", doomed.register(Thing()))
+        doomed.close()
+        wait_until(lambda: ns_daemon.nameserver.count() == 1, what="autoclean to remove the dead registration")
+
+
+def test_program_may_change_the_name_servers_own_entry_locally():
+    """Pyro5's NameServer lets the program itself register Pyro.NameServer (only remote clients are refused)."""
+    ns = nameserver.NameServer()
+    ns.register(core.NAMESERVER_NAME, "PYRO:nameserver@host:555")
+    ns.set_metadata(core.NAMESERVER_NAME, {"x"})
+    assert ns.lookup(core.NAMESERVER_NAME, return_metadata=True) == (core.URI("PYRO:nameserver@host:555"), {"x"})
+    assert ns.remove(core.NAMESERVER_NAME) == 0  # still never removed
+
+
+def test_remove_waits_for_the_lock_a_program_holds():
+    """As in Pyro5, a program holding ``ns.lock`` makes removes wait (here, so its own delete goes first)."""
+    ns = nameserver.NameServer()
+    ns.register("key", "PYRO:x@h:1")
+    outcome = []
+    ns.lock.acquire()
+    remover = threading.Thread(target=lambda: outcome.append(ns.remove("key")))
+    remover.start()
+    remover.join(0.2)
+    assert remover.is_alive()  # waiting for the lock
+    del ns.storage["key"]
+    ns.lock.release()
+    remover.join(10)
+    assert outcome == [0]

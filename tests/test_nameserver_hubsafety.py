@@ -408,7 +408,7 @@ def test_sql_indexes_and_pyro5_interop(tmp_path):
     pyro5_store.close()
     storage = nameserver.SqlStorage(geo_path)
     assert storage.names() == {"geo.one": "PYRO:one@127.0.0.1:1", "pyro5.three": "PYRO:three@127.0.0.1:3"}
-    assert storage.get("pyro5.three") == ("PYRO:three@127.0.0.1:3", frozenset({"c"}))
+    assert storage.entry("pyro5.three") == ("PYRO:three@127.0.0.1:3", frozenset({"c"}))
     storage.close()
 
     # a store made by Pyro5 is read and written by geopyro (which adds its indexes), then read by Pyro5 again
@@ -469,7 +469,7 @@ def test_removed_metadata_never_reappears(tmp_path, monkeypatch):
     count, left = storage._run(storage._do_delete, ["huge"], write=True)
     assert count == 1 and left
     storage.put("newcomer", "PYRO:n@127.0.0.1:1", frozenset({"fresh"}))  # takes the freed id
-    assert storage.get("newcomer") == ("PYRO:n@127.0.0.1:1", frozenset({"fresh"}))
+    assert storage.entry("newcomer") == ("PYRO:n@127.0.0.1:1", frozenset({"fresh"}))
     assert storage.by_metadata(meta_any=frozenset({"m1"})) == {}
     storage.put("huge", "PYRO:h@127.0.0.1:1", frozenset("m%d" % i for i in range(95)))
     count, left = storage._run(storage._do_delete, ["huge"], write=True)

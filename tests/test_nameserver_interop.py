@@ -152,7 +152,7 @@ def test_geopyro_nsc_against_pyro5_ns(pyro5_ns):
     result = run(where + ["lookup", "via.geo"])
     assert (result.returncode, result.stdout) == (0, "PYRO:geo@127.0.0.1:7100\n")
     result = run(where + ["lookup", "absent"])
-    assert result.returncode == 1 and "unknown name: absent" in result.stderr
+    assert result.returncode == 1 and "Error: NamingError - unknown name: absent" in result.stdout
 
 
 def test_sql_store_readable_by_pyro5(tmp_path):
