@@ -54,7 +54,9 @@ class Proxy:
         if isinstance(uri, str):
             uri = core.URI(uri)
         elif not isinstance(uri, core.URI):
-            raise TypeError("expected a Pyro URI (str or URI), not %s" % type(uri).__name__)
+            if type(uri).__name__ != "URI" or not hasattr(uri, "protocol"):
+                raise TypeError("expected a Pyro URI (str or URI), not %s" % type(uri).__name__)
+            uri = core.URI(str(uri))  # another Pyro's URI object (Pyro5's, in a program that uses both)
         self._pyroUri = uri
         self._pyroConnection = None
         self._pyroSerializer = None
@@ -299,11 +301,11 @@ class Proxy:
 
     def __invoke(self, methodname, vargs, kwargs, flags, objectId):
         current_context.response_annotations = {}
+        serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
         if self._pyroConnection is None:
             self.__connect(False)
         else:
             self._pyroConnection.follow(program.client_cooperates())
-        serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
         objectId = objectId or self._pyroConnection.objectId
         annotations = self.__request_annotations()
         if vargs and isinstance(vargs[0], SerializedBlob):
@@ -730,7 +732,7 @@ class SerializedBlob:
     """
 
     def __init__(self, info, data, is_blob=False):
-        if is_blob and not isinstance(data, protocol.Message):
+        if is_blob and not isinstance(data, _MESSAGE_TYPES):
             raise TypeError("data should be a protocol message object if is_blob is true")
         self.info = info
         self._data = data
@@ -741,10 +743,16 @@ class SerializedBlob:
         if not self._contains_blob:
             return self._data
         message = self._data
-        call = serializers.get_serializer_by_id(message.serializer_id).loads(message.data)
+        payload = message.data
+        if isinstance(message, protocol.SendingMessage):  # (Pyro5's kind) all of the message's bytes
+            payload = protocol.decode(payload, len(payload)).data
+        call = serializers.get_serializer_by_id(message.serializer_id).loads(payload)
         if isinstance(call, dict):  # json encodes the call as an object
             return call.get("params")
         return call[2]
+
+
+_MESSAGE_TYPES = (protocol.Message, protocol.SendingMessage, protocol.ReceivingMessage)
 
 
 def _serialize_blob_call(vargs, kwargs, annotations, flags, object_id, methodname, serializer):

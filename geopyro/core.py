@@ -69,11 +69,11 @@ class URI:
             return
         if location.startswith("["):
             if location.startswith("[["):
-                raise errors.PyroError("invalid uri %r: ipv6 address enclosed in too many brackets" % uri)
+                raise errors.PyroError("invalid ipv6 address: enclosed in too many brackets")  # Pyro5's words
             match = _IPV6_LOCATION.match(location)
             if not match:
-                raise errors.PyroError("invalid uri %r: the part between brackets must be a numeric ipv6 address"
-                                       % uri)
+                raise errors.PyroError("invalid ipv6 address: the part between brackets must be a numeric ipv6 "
+                                       "address")  # Pyro5's words
             host, port = match.group(1), match.group(3)
         else:
             host, _, port = location.partition(":")

@@ -7,6 +7,7 @@ names such as ``__len__`` when exposed, and never the dunders in
 """
 
 import inspect
+import types
 import logging
 
 from . import errors
@@ -59,8 +60,8 @@ def expose(method_or_class):
         return method_or_class
     if isinstance(method_or_class, (classmethod, staticmethod)):
         name = method_or_class.__func__.__name__
-        raise AttributeError("@expose on a classmethod/staticmethod must come after (above) @classmethod/"
-                             "@staticmethod; method: " + name)
+        raise AttributeError("@expose on a classmethod/staticmethod must be done after @classmethod/@staticmethod "
+                             "in the source, on the line below it; method: " + name)
     name = getattr(method_or_class, "__name__", None)
     if not name:
         raise AttributeError("@expose cannot tell what this is: %r" % (method_or_class,))
@@ -142,16 +143,17 @@ def behavior(instance_mode="session", instance_creator=None, execution=None):
     """
     if not isinstance(instance_mode, str):
         raise SyntaxError("behavior decorator is missing argument(s)")
-    if instance_mode not in INSTANCE_MODES:
-        raise ValueError("invalid instance mode %r (choose from %s)" % (instance_mode, ", ".join(INSTANCE_MODES)))
-    if instance_creator is not None and not callable(instance_creator):
-        raise TypeError("instance_creator must be a callable")
     if execution is not None and execution not in EXECUTION_MARKS:
         raise ValueError("invalid execution %r (choose from %s)" % (execution, ", ".join(EXECUTION_MARKS)))
 
     def decorate(clazz):
+        # checked in Pyro5's order, so the same mistake raises the same exception type
         if not inspect.isclass(clazz):
             raise TypeError("behavior decorator can only be used on a class")
+        if instance_mode not in INSTANCE_MODES:
+            raise ValueError("invalid instance mode %r (choose from %s)" % (instance_mode, ", ".join(INSTANCE_MODES)))
+        if instance_creator is not None and not callable(instance_creator):
+            raise TypeError("instance_creator must be a callable")
         clazz._pyroInstancing = (instance_mode, instance_creator)
         if execution is not None:
             _mark_execution(clazz, execution)
@@ -182,12 +184,13 @@ def get_execution_mark(clazz, name):
         mark = _execution_marks.get(key, _UNKNOWN)
         if mark is not _UNKNOWN:
             return mark
-    if isinstance(member, (classmethod, staticmethod)):
+    kind = type(member)  # (not isinstance: a member may be a weak proxy whose target is gone)
+    if issubclass(kind, (classmethod, staticmethod)):
         member = member.__func__
-    elif isinstance(member, property):
+    elif issubclass(kind, property):
         member = member.fget or member.fset
     # only a function's own attributes are read: any other member (a proxy, say) might run code on getattr
-    mark = member.__dict__.get("_pyroExecution") if inspect.isfunction(member) else None
+    mark = member.__dict__.get("_pyroExecution") if issubclass(type(member), types.FunctionType) else None
     if mark not in EXECUTION_MARKS:
         mark = getattr(clazz, "_pyroExecution", None)
     if mark not in EXECUTION_MARKS:

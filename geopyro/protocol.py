@@ -42,6 +42,7 @@ FLAGS_CORR_ID = 1 << 6
 MAGIC = 0x4DC5
 HEADER = struct.Struct("!4sHBBHHII16sHH")
 HEADER_SIZE = HEADER.size  # 40
+_header_size = HEADER_SIZE  # Pyro5's private name for it, which its tests and some tools read
 _ANNOTATION_HEAD = struct.Struct("!4sI")
 EMPTY_CORR_ID = b"\0" * 16
 _TAG = b"PYRO"
@@ -125,6 +126,8 @@ def check_prefix(data):
 
 def parse_header(header, max_size):
     """Validate a 40-byte header; return (type, flags, seq, serializer_id, data_size, ann_size, corr_id)."""
+    if not isinstance(header, (bytes, bytearray, memoryview)):
+        raise TypeError("a message header is bytes, not %s" % type(header).__name__)
     if len(header) != HEADER_SIZE:
         raise ProtocolError("header must be %d bytes, got %d" % (HEADER_SIZE, len(header)))
     check_prefix(header)
@@ -341,8 +344,13 @@ class ReceivingMessage:
         """The annotations and data that follow the header (inflated if compressed)."""
         if len(payload) != self.data_size + self.annotations_size:
             raise ProtocolError("payload length doesn't match message header")
-        self.annotations = parse_annotations(payload[:self.annotations_size]) if self.annotations_size else {}
-        self.data = payload[self.annotations_size:] if self.annotations_size else payload
+        if self.annotations_size:
+            payload = memoryview(payload)  # (as Pyro5) the data after the annotations is not copied
+            self.annotations = parse_annotations(payload[:self.annotations_size])
+            self.data = payload[self.annotations_size:]
+        else:
+            self.annotations = {}
+            self.data = payload
         if self.flags & FLAGS_COMPRESSED:
             from . import config
             self.data = bytes(decompress(self.data, config.MAX_MESSAGE_SIZE))

@@ -259,7 +259,13 @@ class SerializerBase:
     # --- the interface every serializer implements ---
 
     def dumps(self, data):
-        """Serialize a value."""
+        """Serialize a value.
+
+        What the library cannot write raises the library's own error (a
+        TypeError, ValueError or RecursionError), as with Pyro5, and not a
+        SerializeError: that is a CommunicationError, which retry code would
+        take for a network failure.
+        """
         raise NotImplementedError
 
     def loads(self, data):
@@ -278,20 +284,6 @@ class SerializerBase:
     def register_type_replacement(cls, object_type, replacement_function):
         """Serialize objects of exactly ``object_type`` as ``replacement_function(obj)``."""
         raise NotImplementedError
-
-    _keeps_type_errors = False  # serpent's TypeError for an object it cannot write reaches the caller (Pyro5's)
-
-    def _guarded_dumps(self, func, *args):
-        try:
-            return func(*args)
-        except errors.PyroError:
-            raise
-        except RecursionError:
-            raise errors.SerializeError("cannot serialize with %s: data nested too deeply" % self.name) from None
-        except (TypeError, ValueError, OverflowError) as exc:
-            if self._keeps_type_errors and type(exc) is TypeError:
-                raise
-            raise errors.SerializeError("cannot serialize with %s: %s" % (self.name, exc)) from exc
 
     def _guarded_loads(self, func, data):
         try:
@@ -376,16 +368,13 @@ class SerpentSerializer(SerializerBase):
 
     serializer_id = 1
     name = "serpent"
-    _keeps_type_errors = True  # as in Pyro5: not a SerializeError, which is a CommunicationError (retry code)
 
     def dumps(self, data):
-        return serpent_fastpath.write(data) or self._guarded_dumps(serpent.dumps, data, False, True,
-                                                                   config.SERPENT_BYTES_REPR)
+        return serpent_fastpath.write(data) or serpent.dumps(data, False, True, config.SERPENT_BYTES_REPR)
 
     def dumpsCall(self, obj, method, vargs, kwargs):
         call = (obj, method, vargs, kwargs)
-        return serpent_fastpath.write(call) or self._guarded_dumps(serpent.dumps, call, False, True,
-                                                                   config.SERPENT_BYTES_REPR)
+        return serpent_fastpath.write(call) or serpent.dumps(call, False, True, config.SERPENT_BYTES_REPR)
 
     @staticmethod
     def _parse(data):
@@ -564,13 +553,11 @@ class MarshalSerializer(SerializerBase):
         return self.class_to_dict(obj)
 
     def dumps(self, data):
-        return self._guarded_dumps(lambda d: marshal.dumps(self._convert(d)), data)
+        return marshal.dumps(self._convert(data))
 
     def dumpsCall(self, obj, method, vargs, kwargs):
-        def dump(_):
-            return marshal.dumps((obj, method, [self._convert(v) for v in vargs],
-                                  {k: self._convert(v) for k, v in kwargs.items()}))
-        return self._guarded_dumps(dump, None)
+        return marshal.dumps((obj, method, [self._convert(v) for v in vargs],
+                              {k: self._convert(v) for k, v in kwargs.items()}))
 
     def loads(self, data):
         data = _to_bytes(data)
@@ -644,10 +631,10 @@ class JsonSerializer(_HookedSerializer):
         return json.dumps(data, ensure_ascii=False, default=self.default).encode("utf-8")
 
     def dumps(self, data):
-        return self._guarded_dumps(self._dump, data)
+        return self._dump(data)
 
     def dumpsCall(self, obj, method, vargs, kwargs):
-        return self._guarded_dumps(self._dump, {"object": obj, "method": method, "params": vargs, "kwargs": kwargs})
+        return self._dump({"object": obj, "method": method, "params": vargs, "kwargs": kwargs})
 
     def loads(self, data):
         return self._guarded_loads(lambda d: self.recreate_classes(json.loads(codecs.decode(d, "utf-8"))), data)
@@ -712,10 +699,10 @@ class MsgpackSerializer(_HookedSerializer):
                                strict_map_key=False)
 
     def dumps(self, data):
-        return self._guarded_dumps(self._pack, data)
+        return self._pack(data)
 
     def dumpsCall(self, obj, method, vargs, kwargs):
-        return self._guarded_dumps(self._pack, (obj, method, vargs, kwargs))
+        return self._pack((obj, method, vargs, kwargs))
 
     def loads(self, data):
         return self._guarded_loads(self._unpack, data)
@@ -728,12 +715,18 @@ serializers = {s.name: s for s in (SerpentSerializer(), MarshalSerializer(), Jso
 serializers_by_id = {s.serializer_id: s for s in serializers.values()}
 
 
+class _UnknownSerializer(errors.SerializeError, KeyError):
+    """No serializer of that name: a SerializeError, and the KeyError Pyro5's serializer table raises."""
+
+    __str__ = BaseException.__str__
+
+
 def get_serializer(name):
-    """The serializer registered under ``name``, or SerializeError listing the known ones."""
+    """The serializer registered under ``name``, or an error listing the known ones."""
     try:
         return serializers[name]
     except KeyError:
-        raise errors.SerializeError("unknown serializer %r (known: %s)" % (name, ", ".join(sorted(serializers)))) \
+        raise _UnknownSerializer("unknown serializer %r (known: %s)" % (name, ", ".join(sorted(serializers)))) \
             from None
 
 

@@ -187,12 +187,15 @@ def test_expose_staticmethod_wrong_order_raises():
 
 
 def test_behavior_validation():
+    """Checked as Pyro5 checks, when the decorator is applied: first that it decorates a class."""
+    class Plain:
+        pass
     with pytest.raises(ValueError):
-        behavior(instance_mode="everywhere")
+        behavior(instance_mode="everywhere")(Plain)
     with pytest.raises(TypeError):
         behavior(instance_mode="single")(lambda: None)  # not a class
     with pytest.raises(TypeError):
-        behavior(instance_mode="single", instance_creator="not callable")
+        behavior(instance_mode="single", instance_creator="not callable")(Plain)
     with pytest.raises(SyntaxError):
         @behavior
         class Missing:

@@ -181,7 +181,7 @@ def test_invalid_forms_say_what_is_wrong(text, message):
     with pytest.raises(PyroError, match=message) as info:
         URI(text)
     assert type(info.value) is PyroError
-    assert "invalid uri" in str(info.value)
+    assert str(info.value).startswith(("invalid uri", "invalid ipv6 address: "))  # (the latter: Pyro5's words)
 
 
 @pytest.mark.parametrize("text", ["PYROX:obj@host:1", "PYRO:obj", "PYRO:obj@host:abc", "PYRO:obj@[[::1]]:5",
