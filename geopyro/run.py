@@ -95,15 +95,42 @@ def install():
             raise RuntimeError("Pyro5 was imported before geopyro's alias was installed: install it first "
                                "(python -m geopyro.run, or 'import geopyro.as_pyro5' as the first import)")
     sys.meta_path.insert(0, _finder)
-    # a program that configures logging.getLogger("Pyro5") (level, handlers) configures geopyro's loggers too
-    logging.getLogger("geopyro").parent = logging.getLogger("Pyro5")
+    _log_through_pyro5_loggers(True)
+
+
+# geopyro's logger -> the logger of Pyro5 that stands for it
+PYRO5_LOGGERS = {
+    "geopyro": "Pyro5",
+    "geopyro.client": "Pyro5.client",
+    "geopyro.core": "Pyro5.core",
+    "geopyro.nameserver": "Pyro5.naming",
+    "geopyro.serializers": "Pyro5.serializers",
+    "geopyro.server": "Pyro5.server",
+    "geopyro.servers.existing": "Pyro5.existingconnectionserver",
+    "geopyro.servers.greenlet": "Pyro5.threadpoolserver",
+    "geopyro.servers.multiplex": "Pyro5.multiplexserver",
+}
+
+
+def _log_through_pyro5_loggers(on):
+    """Hang each geopyro logger under the Pyro5 logger of the same job (or back under its own parent).
+
+    Then a program that configures ``logging.getLogger("Pyro5.server")``, or
+    all of ``"Pyro5"`` (levels, handlers), configures geopyro's loggers too.
+    The loggers in between are made first, so logging never re-parents ours.
+    """
+    for name in ("geopyro.servers", "geopyro.utils") + tuple(PYRO5_LOGGERS):
+        logging.getLogger(name)
+    for ours, theirs in PYRO5_LOGGERS.items():
+        parent = ours.rpartition(".")[0]
+        logging.getLogger(ours).parent = logging.getLogger(theirs if on else parent or "")
 
 
 def uninstall():
     """Undo ``install`` (for tests): Pyro5's names are forgotten, geopyro's modules stay."""
     if _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
-        logging.getLogger("geopyro").parent = logging.getLogger()
+        _log_through_pyro5_loggers(False)
     for name in list(sys.modules):
         if name == "Pyro5" or name.startswith("Pyro5."):
             del sys.modules[name]

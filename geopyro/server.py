@@ -28,6 +28,7 @@ from .exposure import (behavior, blocking, callback, check_instancing, cooperati
                        get_exposed_method, get_exposed_property_value, is_private_attribute, oneway,
                        reset_exposed_members, set_exposed_property_value)
 from .servers import make_server
+from . import socketutil
 from .socketutil import SocketConnection
 
 __all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "blocking", "cooperative", "serve",
@@ -161,6 +162,32 @@ def _unpack_weakref(obj):
     return obj
 
 
+class _CannotRegister(errors.DaemonError, AttributeError):
+    """An object that cannot carry _pyroId: a DaemonError, and the AttributeError Pyro5 lets through."""
+
+
+def _receive(conn, max_size, accepted_types):
+    """The next message on a connection: a SocketConnection reads its own; any other object with only
+    ``recv(size)`` (a stand-in Pyro5 programs and tests pass to handleRequest) is read header first."""
+    own_reader = getattr(conn, "recv_message", None)
+    if own_reader is not None:
+        return own_reader(max_size, accepted_types)
+    reader = protocol.MessageReader(max_size)
+    header = conn.recv(protocol.HEADER_SIZE)
+    reader.feed(header)
+    msg = reader.next_message()
+    if msg is None:
+        _, _, _, _, data_size, ann_size, _ = protocol.parse_header(header, max_size)
+        reader.feed(conn.recv(data_size + ann_size))
+        msg = reader.next_message()
+    if msg.type not in accepted_types:
+        exc = errors.ProtocolError("invalid msg type %d received (expected: %s)"
+                                   % (msg.type, ",".join(str(t) for t in accepted_types)))
+        exc.pyroMsg = msg
+        raise exc
+    return msg
+
+
 def _default_methodcall_error_handler(daemon, client_sock, method, vargs, kwargs, exception):
     log.debug("exception in method call: client=%s method=%s exception=%r", client_sock,
               getattr(method, "__qualname__", method), exception)
@@ -172,13 +199,15 @@ class Daemon:
     ``host``/``port`` (default: config HOST, a free port) or ``unixsocket``
     say where to listen; ``nathost``/``natport`` what address to put in URIs
     (``natport=0``: the real port); ``connected_socket`` serves one existing
-    connection instead of listening. Settings are copied from
-    ``geopyro.config`` when the daemon is made.
+    connection instead of listening. As in Pyro5, the daemon reads
+    ``geopyro.config`` as it goes: what decides how it listens (server type,
+    host, TLS, thread pool) is read when it is made, the rest (timeouts,
+    message size, streaming, tracebacks) when it is used.
     """
 
     def __init__(self, host=None, port=0, unixsocket=None, nathost=None, natport=None, interface=DaemonObject,
                  connected_socket=None):
-        settings = config.copy()
+        settings = config
         if connected_socket is not None:
             nathost = natport = None
         else:
@@ -214,7 +243,8 @@ class Daemon:
         self._gone = weakref.WeakSet()  # connections whose disconnect has been handled
         self._mustshutdown = False
         self.methodcall_error_handler = _default_methodcall_error_handler
-        log.debug("daemon created on %s (pid %d)", self.locationStr, os.getpid())
+        log.debug("daemon created on %s (pid %d), pyro protocol version: %d", self.locationStr, os.getpid(),
+                  protocol.PROTOCOL_VERSION)
 
     # --- properties of the Pyro5 API ---
 
@@ -308,10 +338,14 @@ class Daemon:
         self.close()
 
     def __repr__(self):
-        if self.transportServer is None:
-            return "<%s.%s at 0x%x; closed>" % (type(self).__module__, type(self).__name__, id(self))
-        return "<%s.%s at 0x%x; %s; %d objects>" % (type(self).__module__, type(self).__name__, id(self),
-                                                    self.locationStr, len(self.objectsById))
+        name = "%s.%s at 0x%x" % (type(self).__module__, type(self).__name__, id(self))
+        if not hasattr(self, "locationStr"):
+            return "<%s; unusable>" % name  # one that came out of a serializer: daemons don't travel
+        server = self.transportServer
+        if server is None:
+            return "<%s; closed>" % name
+        family = socketutil.family_str(server.sock) if getattr(server, "sock", None) is not None else "?"
+        return "<%s; %s - %s; %d objects>" % (name, self.locationStr, family, len(self.objectsById))
 
     def __getstate__(self):
         return ()  # daemons are not meant to travel; this only keeps serialization of registered objects safe
@@ -364,9 +398,9 @@ class Daemon:
                 raise errors.DaemonError("an object or class is already registered with that id")
         try:
             obj_or_class._pyroId = objectId
-            obj_or_class._pyroDaemon = self
+            obj_or_class._pyroDaemon = weakref.proxy(self)  # (as Pyro5) a registered class must not keep us alive
         except AttributeError:
-            raise errors.DaemonError("cannot register %r: it takes no attributes (a builtin type, or __slots__ "
+            raise _CannotRegister("cannot register %r: it takes no attributes (a builtin type, or __slots__ "
                                      "without _pyroId and _pyroDaemon)" % (obj_or_class,)) from None
         autoproxy_type = obj_or_class if is_class else type(obj_or_class)
         for serializer in serializers.serializers.values():
@@ -397,9 +431,12 @@ class Daemon:
         registered = self.objectsById.pop(objectId, None)
         if obj is None and registered is not None:
             try:
-                obj = _unpack_weakref(registered)
+                target = _unpack_weakref(registered)
             except errors.DaemonError:
-                obj = None
+                target = None
+            if inspect.isclass(target):
+                self._pyroInstances.pop(target, None)
+            return  # unregistered by id: as in Pyro5 the object keeps its _pyroId and _pyroDaemon
         if obj is not None and registered is not None:
             for name in ("_pyroId", "_pyroDaemon"):
                 try:
@@ -447,7 +484,7 @@ class Daemon:
         """Answer a client's CONNECT with CONNECTOK (handshake response and metadata) or CONNECTFAIL."""
         settings = self._settings
         try:
-            msg = conn.recv_message(settings.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECT,))
+            msg = _receive(conn, settings.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECT,))
         except errors.ConnectionClosedError:
             log.debug("handshake failed, connection closed early")
             return False
@@ -527,7 +564,7 @@ class Daemon:
 
     def handleRequest(self, conn):
         """Receive one request on ``conn`` and answer it; errors in the call go back to the client."""
-        msg = conn.recv_message(self._settings.MAX_MESSAGE_SIZE, _REQUEST_TYPES)
+        msg = _receive(conn, self._settings.MAX_MESSAGE_SIZE, _REQUEST_TYPES)
         self._dispatch(conn, msg)
 
     def _dispatch(self, conn, msg):
@@ -538,7 +575,8 @@ class Daemon:
         try:
             item = self._prepare(conn, msg)
             while type(item) is _Call:
-                item = self._run(conn, item)
+                box, item = [item], None  # _run takes the call out of the box: this frame must not keep it
+                item = self._run(conn, box)
             if item is not None:
                 self._deliver(conn, item)
         finally:
@@ -579,15 +617,19 @@ class Daemon:
                 decode_payload(msg, self._settings.MAX_MESSAGE_SIZE)
         return _execution.take_outcome(msg, "decoded")  # (msg must not keep it: a SerializedBlob refers to msg)
 
-    def _run(self, conn, call):
-        """Run a prepared call where the CallRunner says; returns an _Outcome, a _Call or None (see _dispatch)."""
+    def _run(self, conn, box):
+        """Run the prepared call in ``box`` where the CallRunner says; returns an _Outcome, a _Call or None
+        (see _dispatch)."""
+        call = box.pop()
         if call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED:
             self._start_oneway(conn, call)
             return None
         if self._where(call) == INLINE:
             return self._execute_inline(conn, call)
         linger = getattr(conn, "lingers", False) and conn.serves_from_thread
-        return self._calls.call_in_thread(self._serve_on_thread, conn, call, linger)
+        box.append(call)
+        del call  # the pool thread may linger on the connection long after the call: it alone holds it
+        return self._calls.call_in_thread(self._serve_on_thread, conn, box, linger)
 
     def _execute_inline(self, conn, call):
         if not blockwatch.active:
@@ -658,13 +700,18 @@ class Daemon:
 
     # --- a pool thread serving the connection ---
 
-    def _serve_on_thread(self, conn, call, linger):
-        """(on a pool thread) Run ``call``; with ``linger``, also answer the requests that follow on the
-        connection while they come quickly and no other call needs the thread. Returns what the
-        connection's greenlet must still do: an _Outcome to deliver, a _Call to run itself, or None."""
+    def _serve_on_thread(self, conn, box, linger):
+        """(on a pool thread) Run the call in ``box``; with ``linger``, also answer the requests that follow on
+        the connection while they come quickly and no other call needs the thread. Returns what the
+        connection's greenlet must still do: an _Outcome to deliver, a _Call to run itself, or None.
+
+        The call comes in a list this thread empties, so that a lingering thread holds no finished call (nor
+        its target: a weakly registered object must be free to go)."""
+        call = box.pop()
         try:
             while True:
                 outcome = self._execute(conn, call)
+                call = None
                 if not linger:
                     return outcome
                 item = outcome
@@ -920,7 +967,7 @@ def _set_context(conn, call):
     context.correlation_id = call.correlation
     context.response_annotations = {}
     context.client = conn
-    context.client_sock_addr = conn.getpeername()
+    context.client_sock_addr = conn.getpeername() if hasattr(conn, "getpeername") else conn.sock.getpeername()
     context.seq = msg.seq
     context.annotations = msg.annotations
     context.msg_flags = msg.flags
@@ -1063,7 +1110,7 @@ def _autoproxy(obj):
     if daemon is not None and not inspect.isclass(obj):
         try:
             return daemon.proxyFor(obj)
-        except errors.DaemonError:
+        except (errors.DaemonError, ReferenceError):  # not registered (any more), or its daemon is gone
             return obj
     return obj
 

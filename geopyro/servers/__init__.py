@@ -15,9 +15,12 @@ def make_server(daemon, settings, host=None, port=0, unixsocket=None, connected_
         from .existing import ExistingConnectionServer
         return ExistingConnectionServer(daemon, settings, connected_socket)
     servertype = settings.SERVERTYPE
-    if servertype in ("greenlet", "thread"):
+    if servertype == "greenlet":
         from .greenlet import GreenletServer
         return GreenletServer(daemon, settings, host, port, unixsocket)
+    if servertype == "thread":
+        from .greenlet import SocketServer_Threadpool  # the greenlet server, every call on a thread
+        return SocketServer_Threadpool(daemon, settings, host, port, unixsocket)
     if servertype == "multiplex":
         from .multiplex import MultiplexServer
         return MultiplexServer(daemon, settings, host, port, unixsocket)

@@ -32,7 +32,7 @@ class ExistingConnectionServer:
         self._loop = common.LoopState()
         self._stop = None
         program.note_server_thread(self, self._sock_thread)
-        log.info("serving the connected socket %s", self.locationStr)
+        log.info("starting server on user-supplied connected socket %s", self.locationStr)  # Pyro5's words
 
     def __str__(self):
         return "existing connection"
@@ -81,15 +81,15 @@ class ExistingConnectionServer:
             self._sock_thread = common.os_thread_id()
             program.note_server_thread(self, self._sock_thread)
 
-    def loop(self, loop_condition=lambda: True):
-        """Serve until the connection closes, shutdown() is called or loop_condition() is false."""
+    def loop(self, loopCondition=lambda: True):
+        """Serve until the connection closes, shutdown() is called or loopCondition() is false."""
         common.guard_thread(self._loop)
         self._adopt_socket()
         self._stop = common.StopSignal()
         self._loop.started()
         self.daemon._loop_started()
         try:
-            while self.conn is not None and loop_condition() and not self._stop.is_set():
+            while self.conn is not None and loopCondition() and not self._stop.is_set():
                 if not self._serve_one():
                     break
                 self.daemon._housekeeping()

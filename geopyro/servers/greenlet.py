@@ -18,7 +18,7 @@ import gevent.pool
 import gevent.socket as gsocket
 from gevent.server import StreamServer
 
-from .. import errors, program, socketutil
+from .. import config, errors, program, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.greenlet")
@@ -34,6 +34,7 @@ class GreenletServer:
     def __init__(self, daemon, settings, host, port, unixsocket):
         self.daemon = daemon
         self.settings = settings
+        self._type = "thread" if settings.SERVERTYPE == "thread" else "greenlet"
         self.sock, self.locationStr = common.listen(settings, host, port, unixsocket)
         self._sock_thread = common.os_thread_id()
         self._ssl_context = common.ssl_server_context(settings)
@@ -53,7 +54,7 @@ class GreenletServer:
         return "<GreenletServer on %s; %d connections>" % (self.locationStr, len(self._connections))
 
     def __str__(self):
-        return self.settings.SERVERTYPE if self.settings.SERVERTYPE == "thread" else "greenlet"
+        return self._type
 
     @property
     def sockets(self):
@@ -93,8 +94,8 @@ class GreenletServer:
         finally:
             self._connections.pop(conn, None)
 
-    def loop(self, loop_condition=lambda: True):
-        """Serve until shutdown() or until loop_condition() turns false (checked every POLLTIMEOUT)."""
+    def loop(self, loopCondition=lambda: True):
+        """Serve until shutdown() or until loopCondition() turns false (checked every POLLTIMEOUT)."""
         if self._closed:
             raise errors.DaemonError("this daemon has been closed")
         common.guard_thread(self._loop)
@@ -104,7 +105,7 @@ class GreenletServer:
         self._loop.started()
         self.daemon._loop_started()
         interval = common.housekeeping_interval(self.settings)
-        keep_going = lambda: loop_condition() and not self._stop.is_set()  # noqa: E731
+        keep_going = lambda: loopCondition() and not self._stop.is_set()  # noqa: E731
         others = [gevent.spawn(other.loop, keep_going) for other in self._combined]
         try:
             self._server.start()
@@ -192,7 +193,8 @@ class GreenletServer:
                 self._given_away.close()
         if self._server is not None:
             self._server.stop_accepting()
-        busy, executing = self.daemon._busy, self.daemon._executing
+        # (a daemon stand-in, as Pyro5's tests give a server, has no call bookkeeping)
+        busy, executing = getattr(self.daemon, "_busy", ()), getattr(self.daemon, "_executing", ())
         current = gevent.getcurrent()
         idle = []
         for conn, handler in list(self._connections.items()):
@@ -224,3 +226,19 @@ class GreenletServer:
                             conn, CALLS_FINISH_TIMEOUT)
                 self.daemon._cut.add(conn)  # the pool thread, if it runs the call, cleans up when it is done
                 conn.shutdown()
+
+
+class SocketServer_Threadpool(GreenletServer):
+    """Pyro5's name for this server type (Pyro5.svr_threads stands for this module under geopyro.run).
+
+    It can be made as Pyro5 makes its server classes, with no arguments and
+    then ``init(daemon, host, port, unixsocket=None)``, as well as like GreenletServer.
+    """
+
+    def __init__(self, daemon=None, settings=None, host=None, port=0, unixsocket=None):
+        self.sock = None
+        if daemon is not None:
+            super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
+
+    def init(self, daemon, host, port, unixsocket=None):
+        super().__init__(daemon, config, host, port, unixsocket)

@@ -28,7 +28,7 @@ import gevent.monkey
 import gevent.socket
 from gevent.selectors import GeventSelector
 
-from .. import errors, execution, program, protocol, server, socketutil
+from .. import config, errors, execution, program, protocol, server, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.multiplex")
@@ -303,8 +303,8 @@ class MultiplexServer:
 
     # --- the loop ---
 
-    def loop(self, loop_condition=lambda: True):
-        """Serve until shutdown() or loop_condition() is false."""
+    def loop(self, loopCondition=lambda: True):
+        """Serve until shutdown() or loopCondition() is false."""
         if self._closed:
             raise errors.DaemonError("this daemon has been closed")
         common.guard_thread(self._loop)
@@ -315,7 +315,7 @@ class MultiplexServer:
         interval = common.housekeeping_interval(self.settings)
         next_housekeeping = time.monotonic() + interval
         try:
-            while loop_condition() and not self._stop.is_set():
+            while loopCondition() and not self._stop.is_set():
                 for key, _ in selector.select(interval):
                     key.data()
                     if self._stop.is_set():
@@ -673,3 +673,19 @@ class MultiplexServer:
                 server._owner = server
             self._discard_selector()
         log.debug("multiplex server on %s closed", self.locationStr)
+
+
+class SocketServer_Multiplex(MultiplexServer):
+    """Pyro5's name for this server type (Pyro5.svr_multiplex stands for this module under geopyro.run).
+
+    It can be made as Pyro5 makes its server classes, with no arguments and
+    then ``init(daemon, host, port, unixsocket=None)``, as well as like MultiplexServer.
+    """
+
+    def __init__(self, daemon=None, settings=None, host=None, port=0, unixsocket=None):
+        self.sock = None
+        if daemon is not None:
+            super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
+
+    def init(self, daemon, host, port, unixsocket=None):
+        super().__init__(daemon, config, host, port, unixsocket)

@@ -1,0 +1,206 @@
+"""Pyro5 behaviours that unmodified programs (and Pyro5's own tests) rely on, each checked beside Pyro5."""
+
+import gc
+import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import Pyro5.protocol
+import Pyro5.server
+import pytest
+
+from geopyro import client, nameserver, protocol, serializers, server
+from geopyro.servers.greenlet import GreenletServer, SocketServer_Threadpool
+from geopyro.servers.multiplex import MultiplexServer, SocketServer_Multiplex
+from support import child_env
+
+
+@server.expose
+class Echo:
+    def echo(self, value):
+        return value
+
+
+class _Peer:
+    def getpeername(self):
+        return ("127.0.0.1", 9)
+
+
+class _BytesConnection:
+    """What Pyro5's tests hand to handleRequest: an object with only send() and recv(size)."""
+
+    def __init__(self, data):
+        self.received = data
+        self.sock = _Peer()
+
+    def send(self, data):
+        self.received += data
+
+    def recv(self, size):
+        chunk, self.received = self.received[:size], self.received[size:]
+        return chunk
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_handle_request_on_an_object_with_only_send_and_recv(module):
+    api_server = Pyro5.server if module is Pyro5 else server
+    api_protocol = Pyro5.protocol if module is Pyro5 else protocol
+    ser = (Pyro5.serializers if module is Pyro5 else serializers).serializers["serpent"]
+    with api_server.Daemon(port=0) as daemon:
+        uri = daemon.register(Echo())
+        request = api_protocol.SendingMessage(api_protocol.MSG_INVOKE, 0, 7, ser.serializer_id,
+                                              ser.dumpsCall(uri.object, "echo", ("hi",), {}))
+        conn = _BytesConnection(request.data)
+        daemon.handleRequest(conn)
+        reply = api_protocol.recv_stub(conn, [api_protocol.MSG_RESULT])
+        assert (reply.seq, ser.loads(reply.data)) == (7, "hi")
+
+
+def test_a_daemon_reads_the_config_as_it_goes(daemons, clean_config):
+    """As in Pyro5: a setting changed after the daemon was made applies to what the daemon does next."""
+    @server.expose
+    class Failing:
+        def fail(self):
+            raise ValueError("nope")
+
+    clean_config.DETAILED_TRACEBACK = False
+    uri = daemons.serve(Failing)
+    clean_config.DETAILED_TRACEBACK = True  # the daemon is running already
+    with client.Proxy(uri) as proxy:
+        with pytest.raises(ValueError) as info:
+            proxy.fail()
+    assert "Local values" in "".join(info.value._pyroTraceback)  # the detailed form
+
+
+def test_registered_objects_go_with_their_daemon():
+    """``_pyroDaemon`` is a weak proxy (as in Pyro5): a registered class does not keep its daemon and objects."""
+    class Kept:
+        pass
+
+    for module in (Pyro5.server, server):
+        @module.expose
+        class Registered:
+            def ping(self):
+                return 1
+
+        daemon = module.Daemon(port=0)
+        kept = Kept()
+        watch = weakref.ref(kept)
+        daemon.register(Registered)  # the class (a global, in a real program) now points at the daemon
+        daemon.register(kept)
+        del kept
+        daemon.close()
+        del daemon
+        gc.collect()
+        assert watch() is None, module.__name__
+        assert isinstance(Registered._pyroDaemon, weakref.ProxyTypes)
+
+
+def test_weakly_registered_object_is_not_held_by_a_lingering_thread(daemons, clean_config):
+    """After a call on a pool thread, the thread may wait on the connection for the next one: it must not
+    keep the finished call's object alive (Pyro5's testRegisterWeak)."""
+    clean_config.SERVERTYPE = "thread"
+    daemon = daemons.start()
+    obj = Echo()
+    watch = weakref.ref(obj)
+    uri = daemon.register(obj, weak=True)
+    with client.Proxy(uri) as proxy:
+        assert proxy.echo(1) == 1
+        del obj
+        gc.collect()
+        assert watch() is None
+        with pytest.raises(Exception, match="unknown object|garbage collected"):
+            proxy.echo(2)
+
+
+@pytest.mark.parametrize("cls, base", [(SocketServer_Threadpool, GreenletServer),
+                                       (SocketServer_Multiplex, MultiplexServer)])
+def test_server_classes_under_pyro5s_names_made_pyro5s_way(cls, base):
+    with server.Daemon(port=0) as daemon:
+        made = cls()
+        assert isinstance(made, base) and made.sock is None
+        made.init(daemon, "127.0.0.1", 0)
+        assert made.locationStr.startswith("127.0.0.1:") and made.sock is not None
+        with socket.create_connection(made.sock.getsockname()[:2], timeout=5):
+            pass
+        made.close()
+        made.close()
+        assert made.sock is None
+
+
+def test_thread_servertype_has_thread_in_its_class_name(clean_config):
+    """Code (and Pyro5's tests) check ``"Thread" in type(daemon.transportServer).__name__``."""
+    clean_config.SERVERTYPE = "thread"
+    with server.Daemon(port=0) as daemon:
+        assert "Thread" in type(daemon.transportServer).__name__
+    clean_config.SERVERTYPE = "multiplex"
+    with server.Daemon(port=0) as daemon:
+        assert "Multiplex" in type(daemon.transportServer).__name__
+
+
+def test_serialized_blob_of_a_sending_message():
+    ser = serializers.serializers["serpent"]
+    message = protocol.SendingMessage(protocol.MSG_INVOKE, 0, 42, ser.serializer_id,
+                                      ser.dumpsCall("object", "method", ([1, 2, 3],), {"kwarg": 42}))
+    assert client.SerializedBlob("blobname", message, is_blob=True).deserialized() == ([1, 2, 3],)
+
+
+def test_receiving_message_data_after_annotations_is_not_copied():
+    ser = serializers.serializers["serpent"]
+    for module in (Pyro5.protocol, protocol):
+        sent = module.SendingMessage(module.MSG_INVOKE, 0, 1, ser.serializer_id, b"x" * 500, {"TEST": b"abc"})
+        received = module.ReceivingMessage(sent.data[:40], sent.data[40:])
+        assert type(received.data) is memoryview and bytes(received.data) == b"x" * 500
+
+
+def test_broadcast_lookup_returns_a_proxy_that_connects_on_first_use(clean_config):
+    """Pyro5's locate_ns hands back the broadcast answer unbound: a name server whose loop is not running
+    yet (or is busy) does not make the lookup hang."""
+    uri, ns_daemon, bc = nameserver.start_ns(host="", port=0, bcport=0)
+    bc_thread = bc.runInThread()
+    try:
+        clean_config.NS_HOST, clean_config.NS_PORT = "0.0.0.0", uri.port
+        clean_config.NS_BCPORT = bc.getPort()
+        clean_config.BROADCAST_ADDRS = ["127.255.255.255"]
+        proxy = nameserver.locate_ns()
+        assert proxy._pyroConnection is None and proxy._pyroUri.port == uri.port
+        assert proxy._pyroUri.host != "0.0.0.0"
+        proxy._pyroRelease()
+    finally:
+        ns_daemon.close()
+        bc.close()
+        bc_thread.join(5)
+
+
+def test_launcher_hangs_each_logger_under_pyro5s_logger_of_the_same_job(tmp_path):
+    """A program that sets a level on logging.getLogger("Pyro5.server") gets geopyro.server's records."""
+    program = textwrap.dedent("""\
+        import logging, sys
+        records = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.name)
+        handler = Keep()
+        logging.getLogger("Pyro5.server").addHandler(handler)
+        logging.getLogger("Pyro5.server").setLevel(logging.DEBUG)
+        import Pyro5.server
+        with Pyro5.server.Daemon(port=0):
+            pass
+        logging.getLogger("Pyro5.naming").addHandler(handler)
+        logging.getLogger("Pyro5.naming").setLevel(logging.INFO)
+        import Pyro5.nameserver
+        Pyro5.nameserver.NameServerDaemon(port=0).close()
+        print(sorted(set(records)))
+        print(logging.getLogger("geopyro.servers.greenlet").getEffectiveLevel())
+        """)
+    script = tmp_path / "logs.py"
+    script.write_text(program)
+    done = subprocess.run([sys.executable, "-m", "geopyro.run", str(script)], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    names, level = done.stdout.split("\n")[:2]
+    assert names == "['geopyro.nameserver', 'geopyro.server']"
+    assert int(level) == logging.WARNING  # Pyro5.threadpoolserver was left alone: the root's level
