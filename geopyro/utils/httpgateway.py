@@ -69,7 +69,11 @@ class _NameServerPool:
 
     def call(self, func):
         """``func(ns)`` on a pooled proxy; if the connection failed (the name server restarted, say), once more
-        on a name server located anew. A timeout is not retried: it would only double the wait."""
+        on a name server located anew. A timeout is not retried: it would only double the wait.
+
+        A program that replaced ``get_nameserver`` (Pyro5's hook) gets its own name server used instead."""
+        if get_nameserver is not _located_nameserver:
+            return func(get_nameserver())
         try:
             return self._call(func)
         except errors.TimeoutError:
@@ -102,13 +106,24 @@ class _NameServerPool:
     def _new(self):
         if self.uri is not None:
             return _json_proxy(self.uri)
-        proxy = core.locate_ns()
-        proxy._pyroSerializer = "json"
+        proxy = _located_nameserver()
         self.uri = proxy._pyroUri
         return proxy
 
 
 _nameservers = _NameServerPool()
+
+
+def _located_nameserver():
+    """A proxy for the name server (located anew); the caller owns it."""
+    proxy = core.locate_ns()
+    proxy._pyroSerializer = "json"
+    return proxy
+
+
+# Pyro5's hook: the name server the gateway asks. Replace it (``httpgateway.get_nameserver = ...``) to use
+# another; left alone, the gateway keeps a few name-server proxies of its own between requests.
+get_nameserver = _located_nameserver
 
 
 def _json_proxy(uri):
@@ -176,15 +191,19 @@ def _same_key(given, expected):
 
 def _parameters(environ):
     """Keyword arguments of the call: the query string, and for POST also a form or JSON-object body."""
-    parameters = _single_values(urllib.parse.parse_qs(environ.get("QUERY_STRING", "")))
+    parameters = singlyfy_parameters(urllib.parse.parse_qs(environ.get("QUERY_STRING", "")))
     if environ.get("REQUEST_METHOD") == "POST":
         parameters.update(_body_parameters(environ))
     return parameters
 
 
-def _single_values(parsed):
-    """parse_qs gives lists; a parameter given once is passed as its value."""
-    return {key: values[0] if len(values) == 1 else values for key, values in parsed.items()}
+def singlyfy_parameters(parameters):
+    """(Pyro5's name) parse_qs gives lists: a parameter given once becomes its value. Changes the dict given,
+    and returns it."""
+    for key, values in parameters.items():
+        if isinstance(values, (list, tuple)) and len(values) == 1:
+            parameters[key] = values[0]
+    return parameters
 
 
 def _body_parameters(environ):
@@ -204,7 +223,7 @@ def _body_parameters(environ):
             if not isinstance(values, dict):
                 raise ValueError("a JSON body must be an object of keyword arguments")
             return values
-        return _single_values(urllib.parse.parse_qs(body.decode("utf-8")))
+        return singlyfy_parameters(urllib.parse.parse_qs(body.decode("utf-8")))
     except ValueError as exc:
         raise _Refused("400 Bad Request", "invalid request body: %s" % exc) from None
 
