@@ -10,7 +10,7 @@ import gevent.event
 import gevent.monkey
 from gevent.hub import get_hub
 
-from .. import core, errors, socketutil
+from .. import config, core, errors, socketutil
 
 log = logging.getLogger("geopyro.servers")
 
@@ -185,3 +185,15 @@ def guard_thread(loop_state):
     if loop_state.running:
         raise errors.DaemonError("the request loop of this daemon is already running")
 
+
+class MadeAsPyro5Makes:
+    """Mixin for a server type under Pyro5's class name: it can be made as Pyro5 makes its server classes,
+    with no arguments and then ``init(daemon, host, port, unixsocket=None)``, as well as the geopyro way."""
+
+    def __init__(self, daemon=None, settings=None, host=None, port=0, unixsocket=None):
+        self.sock = None
+        if daemon is not None:
+            super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
+
+    def init(self, daemon, host, port, unixsocket=None):
+        super().__init__(daemon, config, host, port, unixsocket)

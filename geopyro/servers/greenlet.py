@@ -18,7 +18,7 @@ import gevent.pool
 import gevent.socket as gsocket
 from gevent.server import StreamServer
 
-from .. import config, errors, program, socketutil
+from .. import errors, program, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.greenlet")
@@ -228,17 +228,6 @@ class GreenletServer:
                 conn.shutdown()
 
 
-class SocketServer_Threadpool(GreenletServer):
-    """Pyro5's name for this server type (Pyro5.svr_threads stands for this module under geopyro.run).
 
-    It can be made as Pyro5 makes its server classes, with no arguments and
-    then ``init(daemon, host, port, unixsocket=None)``, as well as like GreenletServer.
-    """
-
-    def __init__(self, daemon=None, settings=None, host=None, port=0, unixsocket=None):
-        self.sock = None
-        if daemon is not None:
-            super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
-
-    def init(self, daemon, host, port, unixsocket=None):
-        super().__init__(daemon, config, host, port, unixsocket)
+class SocketServer_Threadpool(common.MadeAsPyro5Makes, GreenletServer):
+    """Pyro5's name for this server type (Pyro5.svr_threads stands for this module under geopyro.run)."""

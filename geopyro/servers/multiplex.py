@@ -28,7 +28,7 @@ import gevent.monkey
 import gevent.socket
 from gevent.selectors import GeventSelector
 
-from .. import config, errors, execution, program, protocol, server, socketutil
+from .. import errors, execution, program, protocol, server, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.multiplex")
@@ -675,17 +675,6 @@ class MultiplexServer:
         log.debug("multiplex server on %s closed", self.locationStr)
 
 
-class SocketServer_Multiplex(MultiplexServer):
-    """Pyro5's name for this server type (Pyro5.svr_multiplex stands for this module under geopyro.run).
 
-    It can be made as Pyro5 makes its server classes, with no arguments and
-    then ``init(daemon, host, port, unixsocket=None)``, as well as like MultiplexServer.
-    """
-
-    def __init__(self, daemon=None, settings=None, host=None, port=0, unixsocket=None):
-        self.sock = None
-        if daemon is not None:
-            super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
-
-    def init(self, daemon, host, port, unixsocket=None):
-        super().__init__(daemon, config, host, port, unixsocket)
+class SocketServer_Multiplex(common.MadeAsPyro5Makes, MultiplexServer):
+    """Pyro5's name for this server type (Pyro5.svr_multiplex stands for this module under geopyro.run)."""
