@@ -36,7 +36,6 @@ import gevent.monkey
 import gevent.pool
 
 from . import config, core, errors, program, server, socketutil
-from .callcontext import current_context
 from .errors import NamingError
 from .nsfilters import _name_filter
 from .nsstore import MemoryStorage, SqlStorage, _Worker, make_storage
@@ -83,11 +82,6 @@ def _protected(what):
                        % (core.NAMESERVER_NAME, what))
 
 
-def _remote_caller():
-    """True inside a call that came over the wire (the program itself may change the name server's own entry)."""
-    return current_context.client is not None
-
-
 @contextlib.contextmanager
 def _holding(lock):
     """Hold the name server's lock, which programs take (as with Pyro5) to make several changes at once.
@@ -121,6 +115,15 @@ class NameServer:
         self.lock = threading.RLock()  # as in Pyro5; the storages keep their own changes consistent
         self._queries = _Worker("name server queries")
 
+    def _called_remotely(self):
+        """True while this name server's daemon serves a client's call here (the program itself, calling
+        the object directly, may change the name server's own entry, as with Pyro5)."""
+        daemon = getattr(self, "_pyroDaemon", None)
+        try:
+            return daemon is not None and daemon._in_own_call()
+        except ReferenceError:
+            return False  # its daemon is gone
+
     def count(self):
         """The number of registrations."""
         return self.storage.count()
@@ -150,7 +153,7 @@ class NameServer:
             raise TypeError("only URIs or strings can be registered")
         _check_name(name)
         metadata = _check_metadata(metadata)
-        if name == core.NAMESERVER_NAME and _remote_caller():
+        if name == core.NAMESERVER_NAME and self._called_remotely():
             raise _protected("register")
         with _holding(self.lock):
             if not self.storage.put(name, uri, metadata, replace=not safe):
@@ -162,7 +165,7 @@ class NameServer:
         if not isinstance(name, str):
             raise TypeError("name must be a str")
         metadata = _check_metadata(metadata)
-        if name == core.NAMESERVER_NAME and _remote_caller():
+        if name == core.NAMESERVER_NAME and self._called_remotely():
             raise _protected("change the metadata of")
         with _holding(self.lock):
             if not self.storage.set_metadata(name, metadata):
