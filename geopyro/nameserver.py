@@ -34,8 +34,9 @@ import time
 import gevent
 import gevent.monkey
 import gevent.pool
+from gevent._hub_local import get_hub_if_exists
 
-from . import config, core, errors, program, server, socketutil
+from . import config, core, errors, execution, program, server, socketutil
 from .errors import NamingError
 from .nsfilters import _name_filter
 from .nsstore import MemoryStorage, SqlStorage, _Worker, make_storage
@@ -82,19 +83,16 @@ def _protected(what):
                        % (core.NAMESERVER_NAME, what))
 
 
-@contextlib.contextmanager
-def _holding(lock):
-    """Hold the name server's lock, which programs take (as with Pyro5) to make several changes at once.
+def _wait_for(lock):
+    """Wait while the program holds the name server's lock (Pyro5 programs take it to make several changes
+    at once), then go on without holding it: the stores keep their own changes consistent, and holding it
+    across a store call would make every greenlet of the loop queue behind one another.
 
-    Its owner is another thread while we wait, so a greenlet polls for it
-    rather than block its hub on it.
+    Its owner is another thread, so a greenlet polls for it rather than block its hub on it.
     """
     while not lock.acquire(blocking=False):
         program.sleep(0.005)
-    try:
-        yield
-    finally:
-        lock.release()
+    lock.release()
 
 
 # --- the name server --------------------------------------------------------------------------------------------
@@ -116,8 +114,8 @@ class NameServer:
         self._queries = _Worker("name server queries")
 
     def _called_remotely(self):
-        """True while this name server's daemon serves a client's call here (the program itself, calling
-        the object directly, may change the name server's own entry, as with Pyro5)."""
+        """True while this name server's daemon serves a client's call here, oneway or not (the program
+        itself, calling the object directly, may change the name server's own entry, as with Pyro5)."""
         daemon = getattr(self, "_pyroDaemon", None)
         try:
             return daemon is not None and daemon._in_own_call()
@@ -155,9 +153,9 @@ class NameServer:
         metadata = _check_metadata(metadata)
         if name == core.NAMESERVER_NAME and self._called_remotely():
             raise _protected("register")
-        with _holding(self.lock):
-            if not self.storage.put(name, uri, metadata, replace=not safe):
-                raise NamingError("name already registered: " + name)
+        _wait_for(self.lock)
+        if not self.storage.put(name, uri, metadata, replace=not safe):
+            raise NamingError("name already registered: " + name)
         log.debug("registered %s -> %s", name, uri)
 
     def set_metadata(self, name, metadata):
@@ -167,9 +165,9 @@ class NameServer:
         metadata = _check_metadata(metadata)
         if name == core.NAMESERVER_NAME and self._called_remotely():
             raise _protected("change the metadata of")
-        with _holding(self.lock):
-            if not self.storage.set_metadata(name, metadata):
-                raise NamingError("unknown name: " + name)
+        _wait_for(self.lock)
+        if not self.storage.set_metadata(name, metadata):
+            raise NamingError("unknown name: " + name)
 
     def remove(self, name=None, prefix=None, regex=None):
         """Remove one name, or every name with a prefix or matching a regex; the number removed.
@@ -180,13 +178,13 @@ class NameServer:
         if name:
             if name == core.NAMESERVER_NAME:
                 return 0
-            with _holding(self.lock):
-                return self.storage.delete([name])
+            _wait_for(self.lock)
+            return self.storage.delete([name])
         wanted = _name_filter(prefix, regex)
         if wanted is None:
             return 0
-        with _holding(self.lock):
-            return self._queries.call(self._remove_selected, wanted)
+        _wait_for(self.lock)
+        return self._queries.call(self._remove_selected, wanted)
 
     def list(self, prefix=None, regex=None, return_metadata=False):
         """Registrations as {name: uri string} (or {name: (uri, metadata set)}), filtered by prefix or regex.
@@ -197,7 +195,9 @@ class NameServer:
         """
         if prefix and regex:
             raise ValueError("you can only filter on one thing at a time")
-        return self._queries.call(self._select, _name_filter(prefix, regex), return_metadata)
+        wanted = _name_filter(prefix, regex)
+        _wait_for(self.lock)
+        return self._queries.call(self._select, wanted, return_metadata)
 
     def yplookup(self, meta_all=None, meta_any=None, return_metadata=True):
         """Registrations that have all (``meta_all``) or any (``meta_any``) of the given metadata."""
@@ -209,6 +209,7 @@ class NameServer:
             meta_any = _check_metadata(meta_any, "metadata_any")
         else:
             return {}
+        _wait_for(self.lock)
         return self._queries.call(self._search, meta_all, meta_any, return_metadata)
 
     def ping(self):
@@ -267,32 +268,56 @@ class AutoCleaner(threading.Thread):
     concurrency = 50
 
     def __init__(self, nameserver):
-        if config.NS_AUTOCLEAN <= 0:
-            raise ValueError("NS_AUTOCLEAN must be > 0 to clean")
-        if not self.override_autoclean_min and config.NS_AUTOCLEAN < self.min_autoclean_value:
-            raise ValueError("NS_AUTOCLEAN cannot be smaller than " + str(self.min_autoclean_value))
+        self.check_interval()
         super().__init__(name="geopyro name server autoclean", daemon=True)
         self.nameserver = nameserver
         self.unreachable = {}  # name -> since when (time.monotonic) its server did not answer
         self.last_cleaned = time.monotonic()
         self._stopping = threading.Event()
+        self._made_in = _os_thread_id()
+
+    @classmethod
+    def check_interval(cls):
+        """Refuse an NS_AUTOCLEAN that is off or too short, as Pyro5 does."""
+        if config.NS_AUTOCLEAN <= 0:
+            raise ValueError("NS_AUTOCLEAN must be > 0 to clean")
+        if not cls.override_autoclean_min and config.NS_AUTOCLEAN < cls.min_autoclean_value:
+            raise ValueError("NS_AUTOCLEAN cannot be smaller than " + str(cls.min_autoclean_value))
+
+    @property
+    def stop(self):
+        """Pyro5's flag: set it to True to stop the cleaner (a sweep under way skips the names it has not tried)."""
+        return self._stopping.is_set()
+
+    @stop.setter
+    def stop(self, value):
+        if value:
+            self._stopping.set()
 
     def run(self):
-        while not self._stopping.wait(self.loop_delay):
-            if time.monotonic() - self.last_cleaned < config.NS_AUTOCLEAN:
-                continue
-            try:
-                self.sweep()
-            except Exception:
-                if self._stopping.is_set():
-                    break  # the name server closed under the sweep
-                log.warning("autoclean: sweep failed", exc_info=True)
-            self.last_cleaned = time.monotonic()
+        try:
+            while not self._stopping.wait(self.loop_delay):
+                if time.monotonic() - self.last_cleaned < config.NS_AUTOCLEAN:
+                    continue
+                try:
+                    self.sweep()
+                except Exception:
+                    if self._stopping.is_set():
+                        break  # the name server closed under the sweep
+                    log.warning("autoclean: sweep failed", exc_info=True)
+                self.last_cleaned = time.monotonic()
+        finally:
+            hub = get_hub_if_exists() if _os_thread_id() != self._made_in else None
+            if hub is not None:
+                hub.destroy(destroy_loop=True)  # the hub the sweeps made in this (real) thread of ours
+
+    def _answers(self, uri):
+        return True if self._stopping.is_set() else _answers(uri)
 
     def sweep(self):
         registrations = {name: uri for name, uri in self.nameserver.list().items() if name not in _RESERVED}
         pool = gevent.pool.Pool(self.concurrency)
-        alive = dict(zip(registrations, pool.imap(_answers, registrations.values())))
+        alive = dict(zip(registrations, pool.imap(self._answers, registrations.values())))
         now = time.monotonic()
         gone = []
         for name, ok in alive.items():
@@ -308,13 +333,10 @@ class AutoCleaner(threading.Thread):
                 log.info("autoclean: removing %s, its server at %s has not answered for %g s", name,
                          registrations[name], self.max_unreachable_time)
                 del self.unreachable[name]
+            _wait_for(self.nameserver.lock)
             self.nameserver.storage.delete(gone)
         if self.unreachable:
             log.debug("autoclean: %d of %d names unreachable", len(self.unreachable), len(registrations))
-
-    def stop(self):
-        """Stop sweeping (a sweep under way finishes its connection attempts)."""
-        self._stopping.set()
 
 
 def _answers(uri):
@@ -346,6 +368,8 @@ class NameServerDaemon(server.Daemon):
         if port is None:
             port = config.NS_PORT
         self.cleaner_thread = None
+        if config.NS_AUTOCLEAN > 0:
+            AutoCleaner.check_interval()  # before a port is taken
         self.nameserver = NameServer(make_storage(storage))  # a bad store fails before a port is taken
         try:
             super().__init__(str(host), port, unixsocket, nathost=nathost, natport=natport)
@@ -364,13 +388,16 @@ class NameServerDaemon(server.Daemon):
         """Close the daemon, stop the cleaner and close the store; ``nameserver`` is None afterwards (as in Pyro5)."""
         cleaner, self.cleaner_thread = self.cleaner_thread, None
         if cleaner is not None:
-            cleaner.stop()
+            cleaner.stop = True
         super().close()
         if self.nameserver is not None:
             self.nameserver._close()
             self.nameserver = None
         if cleaner is not None and cleaner is not threading.current_thread():
-            cleaner.join(10)
+            if gevent.monkey.is_module_patched("threading"):
+                cleaner.join(10)  # a greenlet: joining it yields
+            else:
+                execution.run_off_loop(cleaner.join, 10)  # a sweep may take seconds to notice: not on a hub
 
 
 # --- broadcast discovery ----------------------------------------------------------------------------------------

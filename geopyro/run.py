@@ -118,6 +118,9 @@ def _log_through_pyro5_loggers(on):
     Then a program that configures ``logging.getLogger("Pyro5.server")``, or
     all of ``"Pyro5"`` (levels, handlers), configures geopyro's loggers too.
     The loggers in between are made first, so logging never re-parents ours.
+    (So under the launcher, configure the ``"Pyro5"`` loggers, not
+    ``"geopyro"``; and ``logging.config.dictConfig`` disables loggers by
+    name, so pass it ``disable_existing_loggers=False``, as with Pyro5's.)
     """
     for name in ("geopyro.servers", "geopyro.utils") + tuple(PYRO5_LOGGERS):
         logging.getLogger(name)

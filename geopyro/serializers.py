@@ -152,6 +152,7 @@ class SerializerBase:
                                             "__getstate__, or register_class_to_dict for it"
                                             % (type(obj).__module__, type(obj).__qualname__)) from None
             value = {slot: getattr(obj, slot) for slot in slots}
+        value.pop("_pyroDaemon", None)  # the daemon an object was registered with (a weak proxy) does not travel
         value["__class__"] = wire_name(obj)
         return value
 

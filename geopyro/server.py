@@ -166,6 +166,26 @@ class _CannotRegister(errors.DaemonError, AttributeError):
     """An object that cannot carry _pyroId: a DaemonError, and the AttributeError Pyro5 lets through."""
 
 
+def _peer_address(conn):
+    """The client's address, or None where a connection object of the program's own cannot say."""
+    try:
+        return conn.getpeername() if hasattr(conn, "getpeername") else conn.sock.getpeername()
+    except (AttributeError, OSError):
+        return None
+
+
+def _recv_exactly(conn, size):
+    """``size`` bytes from a connection object that only has ``recv``, however it hands them out."""
+    parts, missing = [], size
+    while missing:
+        chunk = conn.recv(missing)
+        if not chunk:
+            raise errors.ConnectionClosedError("receiving: connection closed")
+        parts.append(chunk)
+        missing -= len(chunk)
+    return b"".join(parts)
+
+
 def _receive(conn, max_size, accepted_types):
     """The next message on a connection: a SocketConnection reads its own; any other object with only
     ``recv(size)`` (a stand-in Pyro5 programs and tests pass to handleRequest) is read header first."""
@@ -173,12 +193,12 @@ def _receive(conn, max_size, accepted_types):
     if own_reader is not None:
         return own_reader(max_size, accepted_types)
     reader = protocol.MessageReader(max_size)
-    header = conn.recv(protocol.HEADER_SIZE)
+    header = _recv_exactly(conn, protocol.HEADER_SIZE)
     reader.feed(header)
     msg = reader.next_message()
     if msg is None:
         _, _, _, _, data_size, ann_size, _ = protocol.parse_header(header, max_size)
-        reader.feed(conn.recv(data_size + ann_size))
+        reader.feed(_recv_exactly(conn, data_size + ann_size))
         msg = reader.next_message()
     if msg.type not in accepted_types:
         exc = errors.ProtocolError("invalid msg type %d received (expected: %s)"
@@ -239,6 +259,7 @@ class Daemon:
         self._single_instance_lock = gevent.lock.Semaphore()  # gevent's semaphore works across threads too
         self._busy = set()  # connections in _dispatch: a call runs, or a pool thread lingers on them
         self._executing = set()  # connections whose call runs or whose reply is being sent
+        self._oneway_clients = []  # a connection per oneway call running in the background (append/remove: atomic)
         self._cut = set()  # connections cut at shutdown while a pool thread still ran their call
         self._gone = weakref.WeakSet()  # connections whose disconnect has been handled
         self._mustshutdown = False
@@ -714,10 +735,11 @@ class Daemon:
                 call = None
                 if not linger:
                     return outcome
-                item = outcome
+                item, outcome = outcome, None
                 while True:
                     if item is not None:
                         stop = self._deliver_from_thread(conn, item)
+                        item = None  # sent: a lingering thread keeps no reply (it may be large)
                         if stop is not None:
                             return stop
                     self._executing.discard(conn)  # replied: lingering is not a call in progress
@@ -852,12 +874,14 @@ class Daemon:
                 current_context.reset()
 
     def _run_oneway(self, conn, call, where):
+        self._oneway_clients.append(conn)
         try:
             if where == INLINE:
                 self._execute_inline(conn, call)
             else:
                 self._execute(conn, call)
         finally:
+            self._oneway_clients.remove(conn)
             current_context.reset()
 
     def _stream_reply(self, conn, msg, iterator, where):
@@ -943,9 +967,10 @@ class Daemon:
         blockwatch.unwatch_this_hub()
 
     def _in_own_call(self):
-        """True when the caller is a call this daemon is serving (so waiting for its loop would deadlock)."""
+        """True when the caller is a call this daemon is serving, oneway ones too (so waiting for its loop
+        would deadlock)."""
         client = current_context.client
-        return client is not None and client in self._executing
+        return client is not None and (client in self._executing or client in self._oneway_clients)
 
     def _housekeeping(self):
         if self._mustshutdown:
@@ -967,7 +992,7 @@ def _set_context(conn, call):
     context.correlation_id = call.correlation
     context.response_annotations = {}
     context.client = conn
-    context.client_sock_addr = conn.getpeername() if hasattr(conn, "getpeername") else conn.sock.getpeername()
+    context.client_sock_addr = _peer_address(conn)
     context.seq = msg.seq
     context.annotations = msg.annotations
     context.msg_flags = msg.flags

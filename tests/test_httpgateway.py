@@ -502,3 +502,33 @@ def test_index_page_in_headless_chromium(gateway, tmp_path):
     assert re.search(r'<pre id="status" class="ok">200 OK\s+\(correlation id [0-9a-f-]{36}\)</pre>', dom), dom
     assert '<pre id="response">"hello from chromium"</pre>' in dom
     assert geopyro.__version__ in dom
+
+
+def test_get_nameserver_hook_with_one_cached_proxy(monkeypatch):
+    """Pyro5's hook may hand every request the same name-server object: each request claims it first."""
+    from geopyro.nameserver import NameServer
+
+    claims = []
+
+    class CachedNameServer(NameServer):
+        def _pyroClaimOwnership(self):
+            claims.append(threading.get_ident())
+
+    cached = CachedNameServer()
+    cached.register("http.nowhere", "PYRO:x@127.0.0.1:1")
+    monkeypatch.setattr(httpgateway, "get_nameserver", lambda: cached)
+    answers = []
+
+    def request():
+        status = []
+        body = b"".join(httpgateway.pyro_app({"PATH_INFO": "/pyro/http.nowhere/method", "REQUEST_METHOD": "GET",
+                                               "QUERY_STRING": ""}, lambda s, h: status.append(s)))
+        answers.append((status[0], json.loads(body)["__class__"]))
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [("500 Internal Server Error", "Pyro5.errors.CommunicationError")] * 2
+    assert len(claims) == 2

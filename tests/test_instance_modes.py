@@ -236,6 +236,6 @@ def test_no_autoproxy_with_marshal(daemons, servertype, clean_config):
         p._pyroSerializer = "marshal"
         try:
             child = p.make_child("kid")
-        except ValueError:
-            return  # marshal could not carry it at all ("unmarshallable object", as with Pyro5): also no autoproxy
+        except (ValueError, errors.SerializeError):
+            return  # marshal could not carry it, or it came as a dict of a class this side cannot rebuild: no proxy
         assert not isinstance(child, Proxy)

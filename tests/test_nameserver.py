@@ -485,3 +485,43 @@ def test_remove_waits_for_the_lock_a_program_holds():
     ns.lock.release()
     remover.join(10)
     assert outcome == [0]
+
+
+def test_a_client_cannot_overwrite_the_name_servers_entry_with_a_oneway_call(daemons):
+    uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
+    daemons.start(ns_daemon)
+    with Proxy(uri) as ns:
+        ns.ping()  # (the metadata it brings would reset the oneway set)
+        ns._pyroOneway.add("register")
+        ns.register(core.NAMESERVER_NAME, "PYRO:evil@10.0.0.1:1")  # refused in the background
+        ns._pyroOneway.discard("register")
+        ns.ping()
+        assert ns.lookup(core.NAMESERVER_NAME) == uri
+
+
+def test_a_stale_call_context_does_not_make_the_program_a_client():
+    from geopyro.callcontext import current_context
+    ns = nameserver.NameServer()
+    current_context.client = object()  # left behind by a call served in this greenlet earlier
+    try:
+        ns.register(core.NAMESERVER_NAME, "PYRO:nameserver@host:555")
+    finally:
+        current_context.client = None
+
+
+def test_pyro5_style_stop_flag_and_no_port_taken_by_a_refused_interval(clean_config):
+    clean_config.NS_AUTOCLEAN = 30.0
+    daemon = nameserver.NameServerDaemon(host="127.0.0.1", port=0)
+    cleaner = daemon.cleaner_thread
+    cleaner.stop = True  # how Pyro5 programs stop it
+    assert cleaner.stop is True
+    cleaner.join(10)
+    assert not cleaner.is_alive()
+    daemon.close()
+    port = daemon.locationStr.rsplit(":", 1)[1]
+    clean_config.NS_AUTOCLEAN = 1.0
+    with pytest.raises(ValueError):
+        nameserver.NameServerDaemon(host="127.0.0.1", port=int(port))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", int(port)))  # the refused daemon took nothing
+

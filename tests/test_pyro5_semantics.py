@@ -204,3 +204,16 @@ def test_launcher_hangs_each_logger_under_pyro5s_logger_of_the_same_job(tmp_path
     names, level = done.stdout.split("\n")[:2]
     assert names == "['geopyro.nameserver', 'geopyro.server']"
     assert int(level) == logging.WARNING  # Pyro5.threadpoolserver was left alone: the root's level
+
+
+def test_the_daemon_an_object_was_registered_with_does_not_travel():
+    for module in (Pyro5.server, server):
+        with module.Daemon(port=0) as daemon:
+            thing = Echo()
+            daemon.register(thing, "thing")
+            daemon.unregister("thing")  # by id: the object keeps its attributes
+            assert "_pyroDaemon" in vars(thing)
+    for name in ("json", "msgpack"):  # (serpent writes it as a harmless dict of its own, as with Pyro5)
+        data = serializers.serializers[name].dumps(thing)
+        assert b"weakref" not in bytes(data) and b"_pyroDaemon" not in bytes(data)
+

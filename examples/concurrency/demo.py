@@ -41,7 +41,7 @@ def call_once(uri, number):
 
 
 def measure(servertype):
-    api.config.SERVERTYPE = servertype  # a daemon copies the config when it is made
+    api.config.SERVERTYPE = servertype  # read when the daemon is made
     daemon = api.Daemon(host="127.0.0.1")
     uri = daemon.register(SlowService, "service")
     loop = gevent.spawn(daemon.requestLoop)

@@ -73,7 +73,9 @@ class _NameServerPool:
 
         A program that replaced ``get_nameserver`` (Pyro5's hook) gets its own name server used instead."""
         if get_nameserver is not _located_nameserver:
-            return func(get_nameserver())
+            ns = get_nameserver()
+            ns._pyroClaimOwnership()  # (as Pyro5's gateway does) a hook may hand out one cached proxy
+            return func(ns)
         try:
             return self._call(func)
         except errors.TimeoutError:
