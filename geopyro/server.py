@@ -11,6 +11,8 @@ import inspect
 import logging
 import os
 import random
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -18,6 +20,7 @@ import weakref
 
 import gevent
 import gevent.lock
+import gevent.monkey
 
 from . import blockwatch, config, core, errors, protocol, serializers
 from . import execution as _execution
@@ -166,6 +169,18 @@ class _CannotRegister(errors.DaemonError, AttributeError):
     """An object that cannot carry _pyroId: a DaemonError, and the AttributeError Pyro5 lets through."""
 
 
+def _ctrl_c_through_the_hub():
+    """In a monkey-patched program's main thread, have Ctrl-C reach the request loop's greenlet through the
+    hub, at a point where it waits, and not wherever Python happens to be when the signal comes: a connection's
+    greenlet interrupted inside logging would die holding logging's lock, and the program's exit would not be
+    quiet. Returns the signal watcher to cancel, or None where Python's own handling stays (unpatched
+    programs, other threads, a program with a SIGINT handler of its own)."""
+    if not gevent.monkey.is_module_patched("threading") or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    return gevent.signal_handler(signal.SIGINT, gevent.kill, gevent.getcurrent(), KeyboardInterrupt)
+
+
 def _peer_address(conn):
     """The client's address, or None where a connection object of the program's own cannot say."""
     try:
@@ -310,11 +325,15 @@ class Daemon:
         hub = gevent.get_hub()
         quiet = hub.NOT_ERROR
         hub.NOT_ERROR = quiet + (KeyboardInterrupt,)  # Ctrl-C in the hub: not printed as a hub error
+        ctrl_c = _ctrl_c_through_the_hub()
         try:
             self.transportServer.loop(lambda: not self._mustshutdown and loopCondition())
         except KeyboardInterrupt:
             log.debug("daemon %s stopping on break signal", self.locationStr)  # quietly, as Pyro5's loops do
         finally:
+            if ctrl_c is not None:
+                ctrl_c.cancel()
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             hub.NOT_ERROR = quiet
             _running_daemons.discard(self)
         log.debug("daemon %s left requestloop", self.locationStr)
