@@ -146,6 +146,16 @@ def _checked_header(buf, max_size):
     return msgtype, flags, seq, serializer_id, data_size, ann_size, corr_id
 
 
+def check_type(msg, accepted_types):
+    """Refuse a message of a type the receiver does not expect here (any type when none are given): a
+    ProtocolError that carries the message as ``pyroMsg``, as Pyro5's does."""
+    if accepted_types and msg.type not in accepted_types:
+        exc = ProtocolError("invalid msg type %d received (expected: %s)"
+                            % (msg.type, ",".join(str(t) for t in accepted_types)))
+        exc.pyroMsg = msg
+        raise exc
+
+
 def parse_annotations(chunk):
     """Split the annotations part of a message into a dict of id -> bytes."""
     result = {}
@@ -364,11 +374,7 @@ def recv_stub(connection, accepted_msgtypes=None):
     ReceivingMessage.validate(header)
     header += connection.recv(HEADER_SIZE - 6)
     msg = ReceivingMessage(header)
-    if accepted_msgtypes and msg.type not in accepted_msgtypes:
-        exc = ProtocolError("invalid msg type %d received (expected: %s)"
-                            % (msg.type, ",".join(str(t) for t in accepted_msgtypes)))
-        exc.pyroMsg = msg
-        raise exc
+    check_type(msg, accepted_msgtypes)
     msg.add_payload(connection.recv(msg.annotations_size + msg.data_size))
     return msg
 

@@ -22,7 +22,7 @@ import gevent
 import gevent.lock
 import gevent.monkey
 
-from . import blockwatch, config, core, errors, protocol, serializers
+from . import blockwatch, config, core, errors, protocol, serializers, socketutil
 from . import execution as _execution
 from .callcontext import current_context
 from .client import Proxy, SerializedBlob
@@ -31,7 +31,6 @@ from .exposure import (behavior, blocking, callback, check_instancing, cooperati
                        get_exposed_method, get_exposed_property_value, is_private_attribute, oneway,
                        reset_exposed_members, set_exposed_property_value)
 from .servers import make_server
-from . import socketutil
 from .socketutil import SocketConnection
 
 __all__ = ["Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway", "blocking", "cooperative", "serve",
@@ -215,11 +214,7 @@ def _receive(conn, max_size, accepted_types):
         _, _, _, _, data_size, ann_size, _ = protocol.parse_header(header, max_size)
         reader.feed(_recv_exactly(conn, data_size + ann_size))
         msg = reader.next_message()
-    if msg.type not in accepted_types:
-        exc = errors.ProtocolError("invalid msg type %d received (expected: %s)"
-                                   % (msg.type, ",".join(str(t) for t in accepted_types)))
-        exc.pyroMsg = msg
-        raise exc
+    protocol.check_type(msg, accepted_types)
     return msg
 
 
@@ -842,9 +837,7 @@ class Daemon:
                                 return None  # part of a message: the greenlet waits for the rest cooperatively
                 finally:
                     runner.stop_lingering(lingerer)
-            if msg.type not in _REQUEST_TYPES:
-                raise errors.ProtocolError("invalid msg type %d received (expected: %s)"
-                                           % (msg.type, ",".join(str(t) for t in _REQUEST_TYPES)))
+            protocol.check_type(msg, _REQUEST_TYPES)
         except (errors.PyroError, OSError) as exc:
             return _Outcome(None, exc)
         return self._prepare(conn, msg)

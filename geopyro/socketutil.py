@@ -517,12 +517,7 @@ class SocketConnection:
         while msg is None:
             reader.feed(self._recv_some(RECV_CHUNK, not reader.in_message))
             msg = reader.next_message()
-        if accepted_types and msg.type not in accepted_types:
-            from .errors import ProtocolError
-            exc = ProtocolError("invalid msg type %d received (expected: %s)"
-                                % (msg.type, ",".join(str(t) for t in accepted_types)))
-            exc.pyroMsg = msg
-            raise exc
+        protocol.check_type(msg, accepted_types)
         return msg
 
     @property
