@@ -97,8 +97,12 @@ def take_outcome(holder, attribute):
         del value
 
 
-def _run_guarded(runner, func, args):
-    """Run ``func`` on a pool thread; never raise (gevent would print it), return (ok, value)."""
+def _run_guarded(runner, func, args, ticket=None):
+    """Run ``func`` on a pool thread; never raise (gevent would print it), return (ok, value).
+
+    ``ticket``: the call's place among the calls waiting for a thread, given up now that it has one."""
+    if ticket is not None:
+        ticket.started()
     _worker_state.runner = runner
     try:
         return True, func(*args)
@@ -166,24 +170,29 @@ class CallRunner:
         if in_pool_thread():
             return func(*args)
         pool = self._thread_pool()
+        ticket = None
         if self._in_flight >= self.size:
+            # every thread has a call or lingers on a connection: one must come back. The call counts as
+            # waiting until its task starts on a thread (the pool queues it at once), so that no thread
+            # starts lingering meanwhile, not even one that was between two calls just now.
+            ticket = _WaitingCall(self)
             with self._linger_lock:
                 self._waiting += 1
                 self._take_threads_back(1)  # the thread that lingered longest gives its connection back
-            warning = gevent.spawn_later(SLOW_THREAD_WARNING, _warn_no_thread, self.size)
-            try:
-                result = pool.spawn(_run_guarded, self, func, args)
-            finally:
-                warning.kill(block=False)
-                with self._linger_lock:
-                    self._waiting -= 1
-        else:
-            result = pool.spawn(_run_guarded, self, func, args)
+            ticket.warning = gevent.spawn_later(SLOW_THREAD_WARNING, _warn_no_thread, ticket, self.size)
         self._in_flight += 1
         try:
+            try:
+                result = pool.spawn(_run_guarded, self, func, args, ticket)
+            except BaseException:
+                if ticket is not None:
+                    ticket.started()  # it never will: stop counting it
+                raise
             ok, value = result.get()
         finally:
             self._in_flight -= 1
+            if ticket is not None:
+                ticket.warning.kill(block=False)
         if not ok:
             try:
                 raise value
@@ -327,7 +336,27 @@ def _this_threads_lingerer():
     return lingerer
 
 
-def _warn_no_thread(size):
+class _WaitingCall:
+    """A call waiting for a pool thread: counted in the runner's ``_waiting`` until its task starts."""
+
+    __slots__ = ("runner", "waiting", "warning")
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.waiting = True
+        self.warning = None
+
+    def started(self):
+        runner = self.runner
+        with runner._linger_lock:
+            if self.waiting:
+                self.waiting = False
+                runner._waiting -= 1
+
+
+def _warn_no_thread(ticket, size):
+    if not ticket.waiting:
+        return
     log.warning("a call has waited %g s for one of the %d pool threads, all busy with calls; if those calls wait "
                 "for this one (a call back into the same server, say), raise THREADPOOL_SIZE", SLOW_THREAD_WARNING,
                 size)

@@ -626,20 +626,93 @@ def test_a_connection_keeps_its_thread_between_calls(daemons, clean_config, tmp_
 
 
 def test_idle_threads_are_taken_back_for_waiting_calls(daemons, clean_config):
-    """More connections than threads: each call still gets a thread, from a connection that waits idle."""
+    """More connections than threads: each call still gets a thread, from a connection that waits idle.
+
+    Many rounds, because the way this went wrong was a race: a call queued while both threads were between
+    two calls, and both then lingered on their own connections for good."""
     clean_config.CALL_EXECUTION = "thread"
     clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1
     uri = daemons.serve(Probe())
     proxies = [api.Proxy(uri) for _ in range(5)]
     try:
-        started = time.monotonic()
-        for _ in range(3):
+        for proxy in proxies:
+            proxy._pyroTimeout = 10  # a call nobody takes up fails here, instead of hanging the test
+        for _ in range(40):
             for proxy in proxies:
                 assert isinstance(proxy.where(), int)
-        assert time.monotonic() - started < 10  # no call waited for a lingering thread to give up by itself
     finally:
         for proxy in proxies:
             proxy._pyroRelease()
+
+
+@api.expose
+class Holder:
+    """Calls that block on an event of the test's until it lets them go."""
+
+    def __init__(self):
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self):
+        self.running.set()
+        assert self.release.wait(20)
+        return "held"
+
+
+def test_a_call_waiting_long_for_a_thread_is_warned_about(daemons, clean_config, monkeypatch, caplog):
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
+    monkeypatch.setattr(execution, "SLOW_THREAD_WARNING", 0.2)
+    caplog.set_level(logging.WARNING, logger="geopyro.execution")
+    holder = Holder()
+    uri = daemons.serve(holder)
+    results = []
+
+    def call(method):
+        with api.Proxy(uri) as proxy:
+            results.append(getattr(proxy, method)())
+
+    blocker = threading.Thread(target=call, args=("hold",))
+    blocker.start()
+    assert holder.running.wait(10)
+    waiter = threading.Thread(target=call, args=("hold",))  # the only thread is busy: this call waits
+    waiter.start()
+    try:
+        assert wait_until(lambda: any("pool threads" in r.getMessage() for r in caplog.records))
+    finally:
+        holder.release.set()
+        blocker.join(10)
+        waiter.join(10)
+    assert results == ["held", "held"]
+    warning = next(r.getMessage() for r in caplog.records if "pool threads" in r.getMessage())
+    assert "THREADPOOL_SIZE" in warning
+
+
+def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(daemons, clean_config, monkeypatch, caplog):
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
+    monkeypatch.setattr(execution, "SLOW_THREAD_WARNING", 0.2)
+    caplog.set_level(logging.WARNING, logger="geopyro.execution")
+    holder = Holder()
+    uri = daemons.serve(holder)
+    def call_hold():
+        with api.Proxy(uri) as busy:
+            busy.hold()
+
+    with api.Proxy(uri) as idle:
+        holder.release.set()
+        assert idle.hold() == "held"  # the only thread now lingers on `idle`'s connection
+        holder.release.clear()
+        holder.running.clear()
+        caller = threading.Thread(target=call_hold)
+        caller.start()  # takes the thread back from `idle` at once, then runs past the warning time
+        try:
+            assert holder.running.wait(10)
+            time.sleep(0.5)  # the call runs on: well past SLOW_THREAD_WARNING, which must not fire now
+        finally:
+            holder.release.set()
+            caller.join(10)
+    assert not [r for r in caplog.records if "pool threads" in r.getMessage()]
 
 
 def test_loop_condition_ending_leaves_connections_alone(clean_config):
