@@ -32,6 +32,7 @@ CONCURRENCY = "conformance.concurrency"
 PROBE = "conformance.probe"
 ECHO = "conformance.echo"
 CONTROL = "conformance.control"
+GATE = "conformance.gate"                  # blocking waits released by other calls (execution checks)
 
 
 class State:
@@ -52,6 +53,8 @@ class State:
         self.children = []
         self.daemon = None
         self.stop_requested = False
+        self.gates = {}                 # token -> threading.Event (Gate)
+        self.gate_status = {}           # token -> "waiting" / "released" / "timed out" (Gate)
 
 
 class LibraryThing:
@@ -349,6 +352,74 @@ def build(T, state):
             time.sleep(seconds)
             return "rested"
 
+    def gate(token):
+        with state.lock:
+            event = state.gates.get(token)
+            if event is None:
+                event = state.gates[token] = threading.Event()
+            return event
+
+    def gate_wait(token, timeout):
+        """Block in a real wait (threading.Event) until open(token) or the timeout; True when opened."""
+        event = gate(token)
+        with state.lock:
+            state.gate_status[token] = "waiting"
+        opened = bool(event.wait(timeout))
+        with state.lock:
+            state.gate_status[token] = "released" if opened else "timed out"
+        return opened
+
+    @behavior(instance_mode="single")
+    @expose
+    class Gate:
+        """Calls that block until another call lets them go. Tokens are strings chosen by the client;
+        every wait has a timeout, so a server that cannot run the releasing call still recovers."""
+
+        def wait(self, token, timeout):
+            return gate_wait(token, timeout)
+
+        @oneway
+        def wait_oneway(self, token, timeout):
+            gate_wait(token, timeout)
+
+        def open(self, token):
+            gate(token).set()
+            return True
+
+        def status(self, token):
+            """None (never waited), "waiting", "released" or "timed out"."""
+            with state.lock:
+                return state.gate_status.get(token)
+
+        def meet(self, key, me, other, timeout):
+            """Open gate key+me, then wait (threading.Event.wait) for gate key+other; True when it opened."""
+            return self._meet(key, me, other, lambda event: event.wait(timeout))
+
+        def meet_sleeping(self, key, me, other, timeout):
+            """As meet(), but wait by polling with time.sleep()."""
+            def sleep_until(event):
+                deadline = time.monotonic() + timeout
+                while not event.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                return event.is_set()
+            return self._meet(key, me, other, sleep_until)
+
+        def _meet(self, key, me, other, wait):
+            with state.lock:
+                state.active[key] += 1
+                state.max_active[key] = max(state.max_active[key], state.active[key])
+            try:
+                gate(key + ":" + me).set()
+                return bool(wait(gate(key + ":" + other)))
+            finally:
+                with state.lock:
+                    state.active[key] -= 1
+
+        def max_active(self, key):
+            """The most meet() calls of ``key`` that were running at once."""
+            with state.lock:
+                return state.max_active[key]
+
     @expose
     class Echo:
         def echo(self, x):
@@ -497,7 +568,7 @@ def build(T, state):
         SINGLE: SingleThing, SESSION: SessionThing, PERCALL: PercallThing, CREATOR: CreatorThing,
         ONEWAY: OnewayThing, FACTORY: Factory, FAILING: Failing, STREAMS: Streams,
         CALC: Calc, BLOB: BlobSink, CONTEXT: Context, CONCURRENCY: Concurrency, PROBE: Probe,
-        ECHO: Echo,
+        ECHO: Echo, GATE: Gate,
     }
 
 
