@@ -37,9 +37,15 @@ class Check:
 
     def not_applicable(self, server, client):
         """The reason this check does not apply to the (server, client) pair, or None."""
+        if targets.is_server_only(server):
+            if self.side == "server":
+                return "%s is a server command: this check runs inside a server process of the conformance " \
+                       "package" % server
+            if self.servertype not in targets.server_types_of(server):
+                return "%s is a server command without {servertype}: it runs one server type only" % server
         for feature in self.needs:
             for name in dict.fromkeys((server, client)):
-                reason = targets.adapter_module(name).LACKS.get(feature)
+                reason = getattr(targets.adapter_module(name), "LACKS", {}).get(feature)
                 if reason:
                     return "%s: %s" % (name, reason)
         if self.serializer:
@@ -74,6 +80,7 @@ def check(check_id, source, title, servertypes=("concurrent",), needs=(), serial
 
 def all_checks():
     from . import checks  # noqa: F401 - importing it registers the checks
+    from . import checks_execution  # noqa: F401
     ids = [c.id for c in CATALOGUE]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

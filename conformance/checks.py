@@ -594,9 +594,10 @@ def _in_threads(ctx, object_id, fn, count=2):
     """Run fn(proxy) in ``count`` threads at once, each with its own proxy; return results."""
     results, errors = [None] * count, []
     barrier = threading.Barrier(count)
+    uri = ctx.uri(object_id)
 
     def run(i):
-        p = ctx.c.Proxy(ctx.uri(object_id))
+        p = ctx.c.Proxy(uri)
         try:
             p._pyroBind()
             barrier.wait(10)

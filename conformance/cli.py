@@ -6,6 +6,7 @@ Exit codes: 0 all applicable checks passed, 1 a check failed (or the run broke),
 
 import argparse
 import contextlib
+import datetime
 import importlib.util
 import io
 import itertools
@@ -27,13 +28,25 @@ CELL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "n/a": "n/a", "xfa
 def build_parser():
     ap = argparse.ArgumentParser(prog="python -m conformance",
                                  description="Run the documented Pyro behaviours against an implementation.")
-    ap.add_argument("--target", help="use this target for both server and client")
-    ap.add_argument("--server", help="server-side target of a wire-interop pair")
-    ap.add_argument("--client", help="client-side target of a wire-interop pair")
+    ap.add_argument("--target", help="use this target for both server and client: a target name, a module path "
+                                     "(mypkg.myadapter) or a file (./my_adapter.py)")
+    ap.add_argument("--server", help="server-side target of a wire-interop pair (named as for --target)")
+    ap.add_argument("--client", help="client-side target of a wire-interop pair (named as for --target)")
+    ap.add_argument("--server-command", metavar="COMMAND",
+                    help="a server-only target: this command starts a server and prints its URI; the client-side "
+                         "checks run against it over the wire ({servertype} in it becomes concurrent/multiplex)")
+    ap.add_argument("--objects", help="with --server-command: the contract's object ids it registers, comma-separated "
+                                      "(default: ask its daemon's registered())")
+    ap.add_argument("--server-name", default="command", help="with --server-command: its name in results")
     ap.add_argument("--matrix", action="store_true", help="every target and every wire-compatible pair")
     ap.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    ap.add_argument("--list-targets", action="store_true",
+                    help="print every target found (built in, entry points, and any named here) and where it came "
+                         "from, then exit")
     ap.add_argument("-k", dest="keyword", help="pytest -k expression selecting checks (e.g. 'oneway or ns.')")
     ap.add_argument("--json", dest="json_file", help="write machine-readable results to this file")
+    ap.add_argument("--report", dest="report_file",
+                    help="write a self-contained HTML page of the results (checks by topic x pairs) to this file")
     ap.add_argument("-n", "--workers", default=None,
                     help="pytest-xdist workers (default: number of CPUs, 2..4; 0 = no xdist)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per-check time limit in seconds")
@@ -50,6 +63,8 @@ def main(argv=None):
     try:
         if args.list:
             return list_catalogue(args)
+        if args.list_targets:
+            return list_targets(args)
         pairs = choose_pairs(args)
         return run(args, pairs)
     except UsageError as exc:
@@ -59,34 +74,63 @@ def main(argv=None):
 
 def choose_pairs(args):
     if args.matrix:
-        if args.target or args.server or args.client:
-            raise UsageError("--matrix cannot be combined with --target/--server/--client")
-        installed = []
-        for name in targets.known_targets():
-            try:
-                targets.check_installed(name)
-                installed.append(name)
-            except UsageError as exc:
-                print("conformance: note: leaving %s out of the matrix: %s" % (name, exc), file=sys.stderr)
-        pairs = [(t, t) for t in installed]
-        pairs += [(s, c) for s, c in itertools.permutations(installed, 2) if targets.wire_of(s) == targets.wire_of(c)]
-        return pairs
+        if args.target or args.server or args.client or args.server_command:
+            raise UsageError("--matrix cannot be combined with --target/--server/--client/--server-command")
+        return matrix_pairs()
+    if args.server_command:
+        if args.target or args.server:
+            raise UsageError("--server-command is the server: choose only a --client")
+        if not args.client:
+            raise UsageError("--server-command needs a --client target to run the checks with (e.g. --client pyro5)")
+        objects = [o.strip() for o in args.objects.split(",") if o.strip()] if args.objects else None
+        args.server = targets.command_adapter(args.server_command, objects, name=args.server_name)
+    elif args.objects:
+        raise UsageError("--objects goes with --server-command")
     if args.target and (args.server or args.client):
         raise UsageError("use either --target or --server/--client")
     if args.target:
-        server = client = args.target
+        server = client = targets.resolve(args.target)
     elif args.server or args.client:
-        server = args.server or args.client
-        client = args.client or args.server
+        server = targets.resolve(args.server or args.client)
+        client = targets.resolve(args.client or args.server)
     else:
-        raise UsageError("choose what to run: --target NAME, --server NAME --client NAME, or --matrix "
-                         "(known targets: %s)" % ", ".join(targets.known_targets()))
+        raise UsageError("choose what to run: --target NAME, --server NAME --client NAME, --server-command CMD "
+                         "--client NAME, or --matrix (known targets: %s)" % ", ".join(targets.known_targets()))
     for name in (server, client):
         targets.check_installed(name)
+    if targets.is_server_only(client):
+        raise UsageError("%s is server-only (a server command): it cannot be the client" % client)
     if targets.wire_of(server) != targets.wire_of(client):
         raise UsageError("%s and %s speak different wire protocols (%s vs %s); they cannot be paired"
                          % (server, client, targets.wire_of(server), targets.wire_of(client)))
     return [(server, client)]
+
+
+def matrix_pairs():
+    """Every installed target against itself, and every wire-compatible (server, client) pair."""
+    installed = []
+    for name in targets.known_targets():
+        try:
+            targets.check_installed(name)
+            installed.append(name)
+        except UsageError as exc:
+            print("conformance: note: leaving %s out of the matrix: %s" % (name, exc), file=sys.stderr)
+    clients = [t for t in installed if not targets.is_server_only(t)]
+    pairs = [(t, t) for t in clients]
+    pairs += [(s, c) for s, c in itertools.permutations(installed, 2)
+              if c in clients and targets.wire_of(s) == targets.wire_of(c)]
+    return pairs
+
+
+def list_targets(args):
+    for spec in filter(None, (args.target, args.server, args.client)):
+        targets.resolve(spec)
+    rows = targets.describe_targets()
+    width = max(len(name) for name, _, _ in rows)
+    for name, origin, status in rows:
+        print("%-*s  %s" % (width, name, status))
+        print("%-*s  from: %s" % (width, "", origin))
+    return 0
 
 
 def _selected(chk, keyword):
@@ -96,7 +140,13 @@ def _selected(chk, keyword):
 
 def list_catalogue(args):
     checks = [c for c in catalogue.all_checks() if _selected(c, args.keyword)]
-    names = targets.known_targets()
+    names = []
+    for name in targets.known_targets():
+        try:
+            targets.adapter_module(name)
+            names.append(name)
+        except UsageError as exc:
+            print("conformance: note: target %s left out: %s" % (name, exc), file=sys.stderr)
     width = max(len(c.id) for c in checks) if checks else 10
     for chk in checks:
         print("%-*s  %s" % (width, chk.id, chk.title))
@@ -260,8 +310,14 @@ def run(args, pairs):
     print("\n%s: %d passed, %d failed, %d errors, %d not applicable, %d xfail, %d xpass in %.1fs"
           % ("OK" if ok else "FAILED", counts["passed"], counts["failed"], counts["error"], counts["n/a"],
              counts["xfail"], counts["xpass"], elapsed))
-    if args.json_file:
-        write_json(args.json_file, pairs, results, checks, counts, ok, elapsed, rc)
+    if args.json_file or args.report_file:
+        data = results_data(pairs, results, checks, counts, ok, elapsed, rc)
+        if args.json_file:
+            with open(args.json_file, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+        if args.report_file:
+            from . import report
+            report.write_html(args.report_file, data)
     return 0 if ok else 1
 
 
@@ -275,27 +331,32 @@ def print_table(ordered_ids, pair_texts, results):
         print("%-*s  %s" % (width, cid, "  ".join("%-*s" % (w, c) for w, c in zip(colw, cells))))
 
 
-def write_json(path, pairs, results, checks, counts, ok, elapsed, rc):
+def results_data(pairs, results, checks, counts, ok, elapsed, rc):
+    """The results as plain data: what --json writes and what --report renders."""
     versions = {}
     for name in sorted({n for p in pairs for n in p}):
         try:
-            versions[name] = targets.load(name).version
+            versions[name] = targets.version_of(name)
         except Exception as exc:  # noqa: BLE001
             versions[name] = "unknown (%s)" % exc
     rows = []
-    for (pt, cid), r in sorted(results.items()):
+    catalogue_order = {cid: index for index, cid in enumerate(checks)}
+    pair_order = {"%s/%s" % pair: index for index, pair in enumerate(pairs)}
+    for (pt, cid), r in sorted(results.items(), key=lambda item: (catalogue_order.get(item[0][1], len(checks)),
+                                                                  pair_order.get(item[0][0], len(pairs)),
+                                                                  item[0])):
         server, client = pt.split("/", 1)
         chk = checks.get(cid)
         rows.append({"check": cid, "server": server, "client": client, "outcome": r["outcome"],
                      "applicable": r["outcome"] != "n/a", "message": r["message"], "duration": r["duration"],
                      "title": chk.title if chk else None, "source": chk.source if chk else None,
                      "servertype": chk.servertype if chk else None})
-    data = {"ok": ok, "pytest_exit_code": rc, "elapsed_seconds": round(elapsed, 2),
+    finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = {"ok": ok, "pytest_exit_code": rc, "elapsed_seconds": round(elapsed, 2), "finished": finished,
             "pairs": [{"server": s, "client": c} for s, c in pairs], "versions": versions,
             "catalogue_size": len(checks),
             "summary": {"total": len(rows), "passed": counts["passed"], "failed": counts["failed"],
                         "errors": counts["error"], "not_applicable": counts["n/a"], "xfail": counts["xfail"],
                         "xpass": counts["xpass"], "applicable": len(rows) - counts["n/a"]},
             "results": rows}
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
+    return data

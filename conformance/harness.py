@@ -3,6 +3,8 @@
 import json
 import os
 import queue
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,11 +13,14 @@ import threading
 import time
 import uuid
 
-from . import objects
+import pytest
+
+from . import objects, targets
 from .serverproc import MARK
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
+CONTRACT_PREFIX = "conformance."  # the ids of the test objects (objects.py): a server command may lack some
 
 
 class ServerFailed(AssertionError):
@@ -38,6 +43,9 @@ class ServerProcess:
         self.description = "%s server (%s, %s)" % (target, scenario, servertype)
         cmd = [sys.executable, "-m", "conformance.serverproc", "--target", target, "--scenario", scenario,
                "--servertype", servertype, "--params", json.dumps(params or {})]
+        self._start(cmd, env, timeout)
+
+    def _start(self, cmd, env, timeout):
         self._stderr = tempfile.TemporaryFile()
         self._events = queue.Queue()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -52,12 +60,19 @@ class ServerProcess:
 
     def _read(self):
         for line in self.proc.stdout:
-            if line.startswith(MARK):
-                try:
-                    self._events.put(json.loads(line[len(MARK):]))
-                except ValueError:
-                    pass
+            event = self.parse_line(line)
+            if event is not None:
+                self._events.put(event)
         self._events.put(None)
+
+    def parse_line(self, line):
+        """The event a line of the server's output reports, or None."""
+        if line.startswith(MARK):
+            try:
+                return json.loads(line[len(MARK):])
+            except ValueError:
+                return None
+        return None
 
     def stderr_tail(self, limit=2000):
         try:
@@ -115,6 +130,36 @@ class ServerProcess:
         self._stderr.close()
 
 
+URI_PATTERN = re.compile(r"PYRO:([^\s@]+)@(\S+)")
+
+
+class CommandServer(ServerProcess):
+    """A server-only target's server: the user's command, which prints a URI once it serves.
+
+    The command runs as given (split like a shell would, no shell); ``{servertype}`` in it becomes
+    "concurrent" or "multiplex". Its output is passed through untouched except for the first Pyro URI
+    (``PYRO:name@host:port`` or ``PYRO:name@./u:path``), whose location the checks then use. Nothing else
+    is asked of the program: it only has to register the contract's objects (see the README).
+    """
+
+    def __init__(self, target, adapter, servertype="concurrent", timeout=START_TIMEOUT):
+        command = adapter.SERVER_COMMAND.replace("{servertype}", servertype)
+        self.description = "%s server command (%s): %s" % (target, servertype, command)
+        self.objects = getattr(adapter, "OBJECTS", None)
+        try:
+            cmd = shlex.split(command)
+        except ValueError as exc:
+            raise ServerFailed("%s: cannot split the command: %s" % (self.description, exc)) from exc
+        self._start(cmd, getattr(adapter, "SERVER_ENV", None), timeout)
+
+    def parse_line(self, line):
+        found = URI_PATTERN.search(line)
+        if found is None:
+            return None
+        return {"event": "ready", "uri": found.group(0), "location": found.group(2),
+                "objects": self.objects}
+
+
 class Pool:
     """Shared servers of one pytest process: started on first use, stopped at session end."""
 
@@ -133,7 +178,10 @@ class Pool:
             server = None
         if server is None:
             try:
-                server = ServerProcess(target, scenario, servertype)
+                if targets.is_server_only(target):
+                    server = CommandServer(target, targets.adapter_module(target), servertype)
+                else:
+                    server = ServerProcess(target, scenario, servertype)
             except ServerFailed as exc:
                 self._failed[key] = str(exc)
                 raise
@@ -164,16 +212,34 @@ class Ctx:
         self.server_name = server_name
         self.c = client_target
         self.servertype = servertype
+        self.server_only = targets.is_server_only(server_name)
         self._cleanups = []
+
+    def _not_applicable(self, what):
+        pytest.skip("%s is a server command: it offers no %s" % (self.server_name, what))
 
     # -- servers -------------------------------------------------------------------------
     def main(self, servertype=None):
-        return self.pool.get(self.server_name, "main", servertype or self.servertype)
+        servertype = servertype or self.servertype
+        if self.server_only and servertype not in targets.server_types_of(self.server_name):
+            self._not_applicable("%s server type (put {servertype} in the command)" % servertype)
+        return self.pool.get(self.server_name, "main", servertype)
+
+    def _require_object(self, object_id, servertype):
+        """(server commands) Skip as n/a when the command's server does not register ``object_id``."""
+        info = self.main(servertype).info
+        if info.get("objects") is None:  # not given: ask the daemon what it has
+            with self.c.Proxy("PYRO:%s@%s" % (self.c.DAEMON_NAME, info["location"])) as daemon:
+                info["objects"] = sorted(daemon.registered())
+        if object_id.startswith(CONTRACT_PREFIX) and object_id not in info["objects"]:
+            self._not_applicable("object %r (it registers %s)" % (object_id, ", ".join(info["objects"]) or "none"))
 
     def location(self, servertype=None):
         return self.main(servertype).info["location"]
 
     def uri(self, object_id, servertype=None):
+        if self.server_only:
+            self._require_object(object_id, servertype)
         return "PYRO:%s@%s" % (object_id, self.location(servertype))
 
     def proxy(self, object_id_or_uri, servertype=None, cls=None):
@@ -183,9 +249,13 @@ class Ctx:
         return p
 
     def probe(self, servertype=None):
+        if self.server_only:
+            self._not_applicable("probe (the daemon-API checks run inside a server process of this package)")
         return self.proxy(objects.PROBE, servertype)
 
     def ns(self):
+        if self.server_only:
+            self._not_applicable("name server")
         server = self.pool.get(self.server_name, "ns", "concurrent")
         host, port = server.info["location"].rsplit(":", 1)
         return {"host": host, "port": int(port), "uri": server.info["uri"]}
@@ -197,6 +267,8 @@ class Ctx:
         return ns
 
     def scenario(self, scenario, servertype="concurrent", params=None, env=None):
+        if self.server_only:
+            self._not_applicable("%r server (a check that needs a server of its own kind)" % scenario)
         server = ServerProcess(self.server_name, scenario, servertype, params, env)
         self.on_cleanup(server.stop)
         return server

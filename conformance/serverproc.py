@@ -10,7 +10,6 @@ and fresh-server scenarios for checks that end or reshape a server: ``shutdown``
 """
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -43,13 +42,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     params = json.loads(args.params)
 
-    adapter = importlib.import_module("conformance.targets." + args.target)
+    from conformance import targets
+    adapter = targets.adapter_module(args.target)  # built in, or found as the command line found it
     prepare = getattr(adapter, "prepare_server_process", None)
     if prepare is not None:
         prepare()
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
-    from conformance import objects, targets
+    from conformance import objects
     T = targets.load(args.target)
     T.server_setup()
     T.configure(SERVERTYPE=T.servertypes[args.servertype])
@@ -59,14 +59,20 @@ def main(argv=None):
     return 0
 
 
-def scenario_main(T, objects, params):
+def main_daemon(T, objects, host="127.0.0.1"):
+    """A daemon hosting every test object (the contract of the checks), not yet serving."""
     state = objects.State()
-    daemon = objects.make_daemon_class(T, state)(host="127.0.0.1", port=0)
+    daemon = objects.make_daemon_class(T, state)(host=host, port=0)
     state.daemon = daemon
     if "methodcall_error_handler" not in T.lacks:
         objects.install_error_handler(daemon, state)
     for object_id, thing in objects.build(T, state).items():
         daemon.register(thing, object_id)
+    return daemon
+
+
+def scenario_main(T, objects, params):
+    daemon = main_daemon(T, objects)
     emit("ready", location=daemon.locationStr, servertype=str(T.config.SERVERTYPE))
     daemon.requestLoop()
 
