@@ -132,7 +132,7 @@ class CallRunner:
         self._waiting = 0  # calls waiting for a free thread
         self._lingering = collections.OrderedDict()  # the threads lingering on their connection, longest first
         self._linger_lock = _real_lock()  # _lingering and _waiting, between the hub and pool threads
-        self.idle_timeout = settings.COMMTIMEOUT or None  # a lingering thread gives up its connection then
+        self._settings = settings  # the daemon's: live, so a later COMMTIMEOUT counts too
         self._oneways = _OnewayRunner(self)
         self.closed = False
 
@@ -151,6 +151,11 @@ class CallRunner:
     @property
     def uses_threads(self):
         return self.default == THREAD
+
+    @property
+    def idle_timeout(self):
+        """Seconds a lingering thread waits for its connection's next request: COMMTIMEOUT, as the loop."""
+        return self._settings.COMMTIMEOUT or None
 
     # --- running on a thread ---
 

@@ -592,16 +592,21 @@ def _can_call(proxy):
         return False
 
 
-def test_server_commtimeout_closes_idle_connection(daemons, servertype, clean_config):
-    clean_config.COMMTIMEOUT = 0.3
-    clean_config.POLLTIMEOUT = 0.1
+@pytest.mark.parametrize("set_when", ["before", "after"])
+def test_server_commtimeout_closes_idle_connection(daemons, servertype, clean_config, set_when):
+    """COMMTIMEOUT counts whether it was set before the daemon was made or after (the config is live), also for
+    a pool thread that lingers on the idle connection."""
     gone = threading.Event()
 
     class WatchingDaemon(Daemon):
         def clientDisconnect(self, conn):
             gone.set()
 
+    if set_when == "before":
+        clean_config.COMMTIMEOUT, clean_config.POLLTIMEOUT = 0.3, 0.1
     daemon = WatchingDaemon(host="127.0.0.1")
+    if set_when == "after":
+        clean_config.COMMTIMEOUT, clean_config.POLLTIMEOUT = 0.3, 0.1
     uri = daemon.register(Thing)
     daemons.start(daemon)
     p = Proxy(uri)
