@@ -8,7 +8,6 @@ refuses, one whose object is gone, and one that needs HTML escaping), prints
 """
 
 import threading
-import time
 
 from geopyro import nameserver, server
 from geopyro.callcontext import current_context
@@ -21,7 +20,7 @@ class Calculator:
 
     def __init__(self):
         self.notes = []
-        self.sleepers = set()
+        self.sleepers = {}  # token -> the Event that wakes that sleeper early
         self._label = "calculator"
 
     def add(self, a, b):
@@ -34,16 +33,22 @@ class Calculator:
         raise ValueError(why)
 
     def sleep(self, seconds, token=""):
-        """Blocks its thread (time.sleep), like a slow backend that does not cooperate."""
-        self.sleepers.add(token)
+        """Blocks its thread (a real wait, not cooperative), like a slow backend; ``wake(token)`` ends it early."""
+        woken = self.sleepers[token] = threading.Event()
         try:
-            time.sleep(float(seconds))
+            woken.wait(float(seconds))
         finally:
-            self.sleepers.discard(token)
+            self.sleepers.pop(token, None)
         return "slept"
 
     def sleeping(self, token):
         return token in self.sleepers
+
+    def wake(self, token):
+        woken = self.sleepers.get(token)
+        if woken is not None:
+            woken.set()
+        return woken is not None
 
     def fast(self):
         return "fast"
