@@ -222,9 +222,14 @@ class CallRunner:
             self._lingering[lingerer] = True
         return lingerer
 
-    def stop_lingering(self, lingerer):
+    def stop_lingering(self, lingerer, serving=False):
+        """(on a pool thread) Stop lingering. ``serving``: a request came and this thread runs it; if a
+        waiting call woke this thread meanwhile, the wake goes on to the next lingering thread (else the
+        waiting call could wait for this request, however long it takes)."""
         with self._linger_lock:
             self._lingering.pop(lingerer, None)
+            if serving and lingerer.woken and self._waiting:
+                self._take_threads_back(1)
         lingerer.reset()
 
     def _take_threads_back(self, count=None):

@@ -836,7 +836,7 @@ class Daemon:
                             if msg is None and reader.in_message:
                                 return None  # part of a message: the greenlet waits for the rest cooperatively
                 finally:
-                    runner.stop_lingering(lingerer)
+                    runner.stop_lingering(lingerer, serving=msg is not None)
             protocol.check_type(msg, _REQUEST_TYPES)
         except (errors.PyroError, OSError) as exc:
             return _Outcome(None, exc)

@@ -646,6 +646,122 @@ def test_idle_threads_are_taken_back_for_waiting_calls(daemons, clean_config):
 
 
 @api.expose
+class Door:
+    """wait() blocks until open() is called (or 20 s pass)."""
+
+    def __init__(self):
+        self.opened = threading.Event()
+
+    def wait(self):
+        return self.opened.wait(20)
+
+    def open(self):
+        self.opened.set()
+        return True
+
+    def ping(self):
+        return "pong"
+
+
+def _two_threads_lingering(daemons, clean_config):
+    """A daemon with a pool of two threads, each lingering on its own client's connection; (daemon, gate,
+    the two proxies, the longest lingering first)."""
+    clean_config.CALL_EXECUTION = "thread"
+    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 2, 1
+    gate = Door()
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = daemon.register(gate)
+    daemons.start(daemon)
+    runner = daemon._calls
+    first, second = api.Proxy(uri), api.Proxy(uri)
+    assert first.ping() == "pong"
+    assert wait_until(lambda: len(runner._lingering) == 1)
+    assert second.ping() == "pong"
+    assert wait_until(lambda: len(runner._lingering) == 2)
+    return daemon, gate, uri, (first, second)
+
+
+def _in_thread(proxy, method):
+    """Call ``proxy.method()`` on a thread of its own; (thread, results list)."""
+    results = []
+
+    def call():
+        proxy._pyroClaimOwnership()
+        proxy._pyroTimeout = 10  # a call nobody takes up fails the test instead of hanging it
+        try:
+            results.append(getattr(proxy, method)())
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            results.append(exc)
+        finally:
+            proxy._pyroRelease()
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, results
+
+
+def test_a_thread_woken_while_it_takes_a_request_passes_the_wake_on(daemons, clean_config, monkeypatch):
+    """A call that needs a thread wakes the longest lingering one just as a request of its own connection
+    arrives: that thread serves its request, and the other lingering thread gives its connection back."""
+    armed, took_request, proceed = threading.Event(), threading.Event(), threading.Event()
+    real_wait_readable = execution.CallRunner.wait_readable
+
+    def wait_readable(self, fd, lingerer, timeout):
+        readable = real_wait_readable(self, fd, lingerer, timeout)
+        if readable and armed.is_set() and not took_request.is_set():
+            took_request.set()
+            assert proceed.wait(10)  # the window: the waiting call wakes this thread now
+        return readable
+
+    monkeypatch.setattr(execution.CallRunner, "wait_readable", wait_readable)  # (before the threads linger)
+    daemon, gate, uri, (first, second) = _two_threads_lingering(daemons, clean_config)
+    runner = daemon._calls
+    armed.set()
+    waiter, waited = _in_thread(first, "wait")  # the longest lingering thread takes this request...
+    assert took_request.wait(10)
+    opener, opened = _in_thread(api.Proxy(uri), "open")  # ... while this call wakes it to get a thread
+    try:
+        assert wait_until(lambda: runner._waiting == 1)
+    finally:
+        proceed.set()
+        opener.join(15)
+        gate.opened.set()
+        waiter.join(15)
+    assert opened == [True], "the call that needed a thread: %r" % opened
+    assert waited == [True]
+    second._pyroRelease()
+
+
+def test_threads_between_two_calls_do_not_linger_while_a_call_waits(daemons, clean_config, monkeypatch):
+    """Both threads have answered and are about to linger when a third connection's call comes: neither
+    may start lingering while it waits."""
+    daemon, gate, uri, (first, second) = _two_threads_lingering(daemons, clean_config)
+    runner = daemon._calls
+    about_to_linger, proceed = threading.Semaphore(0), threading.Event()
+    real_start_lingering = execution.CallRunner.start_lingering
+
+    def start_lingering(self):
+        about_to_linger.release()
+        assert proceed.wait(10)
+        return real_start_lingering(self)
+
+    monkeypatch.setattr(execution.CallRunner, "start_lingering", start_lingering)
+    calls = [_in_thread(proxy, "ping") for proxy in (first, second)]
+    try:
+        for _ in calls:
+            assert about_to_linger.acquire(timeout=10)  # both threads answered, neither lingers yet
+        for thread, _ in calls:
+            thread.join(10)
+        third, answered = _in_thread(api.Proxy(uri), "ping")
+        assert wait_until(lambda: runner._waiting == 1)  # queued, and counted as waiting
+    finally:
+        proceed.set()
+    third.join(15)
+    assert answered == ["pong"], "the third connection's call: %r" % answered
+    assert [results for _, results in calls] == [["pong"], ["pong"]]
+
+
+@api.expose
 class Holder:
     """Calls that block on an event of the test's until it lets them go."""
 
