@@ -43,6 +43,9 @@ class Check:
                        "package" % server
             if self.servertype not in targets.server_types_of(server):
                 return "%s is a server command without {servertype}: it runs one server type only" % server
+            if "daemon_hooks" in self.needs:
+                return "%s is a server command: this check needs the test daemon's own hooks (validateHandshake, " \
+                       "annotations) of objects.make_daemon_class" % server
         for feature in self.needs:
             for name in dict.fromkeys((server, client)):
                 reason = getattr(targets.adapter_module(name), "LACKS", {}).get(feature)

@@ -32,6 +32,7 @@ def raw(proxy, name, *args):
 
 
 def metadata(ctx, object_id, servertype=None):
+    ctx.uri(object_id, servertype)  # (n/a for a server command that does not register the object)
     meta = ctx.proxy(ctx.c.DAEMON_NAME, servertype).get_metadata(object_id)
     return {key: set(meta.get(key, ())) for key in ("methods", "oneway", "attrs")}
 
@@ -450,8 +451,10 @@ def _(ctx):
 
 @check("daemon.registered", DAEMONOBJ, "registered() lists every object id, including Pyro.Daemon")
 def _(ctx):
-    ids = set(ctx.proxy(ctx.c.DAEMON_NAME).registered())
     wanted = {"Pyro.Daemon", o.EVERYTHING, o.PARTIAL, o.PROBE, o.ONEWAY}
+    for object_id in sorted(wanted):
+        ctx.uri(object_id)  # (n/a for a server command that does not register them all)
+    ids = set(ctx.proxy(ctx.c.DAEMON_NAME).registered())
     expect(wanted - ids, set(), "ids missing from registered()")
 
 
@@ -699,7 +702,8 @@ def _handshake_proxy(ctx, object_id, responses):
 
 
 @check("handshake.accept", S000 + " Daemon.validateHandshake; " + S001 + " Proxy._pyroHandshake",
-       "validateHandshake sees the proxy's handshake data and its return value reaches the proxy")
+       "validateHandshake sees the proxy's handshake data and its return value reaches the proxy",
+       needs=("daemon_hooks",))
 def _(ctx):
     responses = []
     p = _handshake_proxy(ctx, o.ECHO, responses)
@@ -709,7 +713,8 @@ def _(ctx):
 
 
 @check("handshake.deny", S000 + " Daemon.validateHandshake",
-       "an exception in validateHandshake rejects the connection with its message")
+       "an exception in validateHandshake rejects the connection with its message",
+       needs=("daemon_hooks",))
 def _(ctx):
     p = ctx.proxy(o.ECHO)
     p._pyroHandshake = "please deny"
@@ -730,7 +735,8 @@ def _(ctx):
 
 
 @check("annotations.server-to-client", S000 + " Daemon.annotations; " + S001 + " Proxy._pyroResponseAnnotations",
-       "Daemon.annotations() and response_annotations set in a method reach the client")
+       "Daemon.annotations() and response_annotations set in a method reach the client",
+       needs=("daemon_hooks",))
 def _(ctx):
     p = ctx.proxy(o.CONTEXT)
     expect(p.respond_annotated(), "ok", "respond_annotated()")

@@ -1,10 +1,12 @@
 """Client-side harness: server subprocesses with deadlines, and the context a check runs with."""
 
+import ctypes
 import json
 import os
 import queue
 import re
 import shlex
+import socket
 import signal
 import subprocess
 import sys
@@ -45,18 +47,27 @@ class ServerProcess:
                "--servertype", servertype, "--params", json.dumps(params or {})]
         self._start(cmd, env, timeout)
 
-    def _start(self, cmd, env, timeout):
+    def _start(self, cmd, env, timeout, preexec_fn=None):
         self._stderr = tempfile.TemporaryFile()
         self._events = queue.Queue()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     env=subprocess_env(env), text=True, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
+                                         env=subprocess_env(env), text=True, start_new_session=True,
+                                         preexec_fn=preexec_fn)
+        except OSError as exc:
+            self._stderr.close()
+            raise ServerFailed("%s: cannot start: %s" % (self.description, exc)) from exc
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
             self.info = self.wait_event("ready", timeout)
+            self._wait_accepting(time.monotonic() + timeout)
         except BaseException:
             self.stop()
             raise
+
+    def _wait_accepting(self, deadline):
+        """(server commands) Return once the server accepts connections; ours only report ready then."""
 
     def _read(self):
         for line in self.proc.stdout:
@@ -112,34 +123,53 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self):
+        # the whole process group, even when its leader has exited: a child of a server command may hold stdout
+        _kill_group(self.proc.pid, signal.SIGTERM)
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except OSError:
-                self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    self.proc.kill()
+                self.proc.kill()
                 self.proc.wait(5)
-        if self.proc.stdout:
+        self._reader.join(5)
+        if self._reader.is_alive():  # something still holds the pipe open
+            _kill_group(self.proc.pid, signal.SIGKILL)
+            self._reader.join(5)
+        if self.proc.stdout and not self._reader.is_alive():
             self.proc.stdout.close()
         self._stderr.close()
 
 
-URI_PATTERN = re.compile(r"PYRO:([^\s@]+)@(\S+)")
+def _kill_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except OSError:  # no such group (left already)
+        pass
+
+
+try:  # looked up here: the child of a fork must not import (another thread may hold the import lock)
+    _PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """(in a server command's child, before exec; Linux) SIGTERM it when the harness process dies."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+URI_PATTERN = re.compile(r"PYRO:([^\s@\"'<>]+)@(\[[0-9A-Fa-f:.%\w]+\]:\d+|[\w.-]+:\d+|\./u:[^\s\"'<>]+)")
 
 
 class CommandServer(ServerProcess):
     """A server-only target's server: the user's command, which prints a URI once it serves.
 
     The command runs as given (split like a shell would, no shell); ``{servertype}`` in it becomes
-    "concurrent" or "multiplex". Its output is passed through untouched except for the first Pyro URI
-    (``PYRO:name@host:port`` or ``PYRO:name@./u:path``), whose location the checks then use. Nothing else
-    is asked of the program: it only has to register the contract's objects (see the README).
+    "concurrent" or "multiplex". Of its output only the first Pyro URI counts (``PYRO:name@host:port`` or
+    ``PYRO:name@./u:path``): the checks use its location, once a connection there is accepted. The rest
+    of its stdout is read and dropped; its stderr is kept for failure messages. Nothing else is asked
+    of the program: it only has to register the contract's objects (see the README).
     """
 
     def __init__(self, target, adapter, servertype="concurrent", timeout=START_TIMEOUT):
@@ -150,7 +180,28 @@ class CommandServer(ServerProcess):
             cmd = shlex.split(command)
         except ValueError as exc:
             raise ServerFailed("%s: cannot split the command: %s" % (self.description, exc)) from exc
-        self._start(cmd, getattr(adapter, "SERVER_ENV", None), timeout)
+        self._start(cmd, getattr(adapter, "SERVER_ENV", None), timeout, _die_with_parent if _PRCTL else None)
+
+    def _wait_accepting(self, deadline):
+        location = self.info["location"]
+        while True:
+            if not self.alive():
+                raise ServerFailed("%s exited (code %s) after printing its URI; stderr:\n%s"
+                                   % (self.description, self.proc.returncode, self.stderr_tail()))
+            try:
+                if location.startswith("./u:"):
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.settimeout(1.0)
+                        sock.connect(location[4:])
+                else:
+                    host, port = location.rsplit(":", 1)
+                    socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+                return
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise ServerFailed("%s printed %s but accepts no connection there (%s); stderr:\n%s"
+                                       % (self.description, self.info["uri"], exc, self.stderr_tail())) from exc
+                time.sleep(0.05)
 
     def parse_line(self, line):
         found = URI_PATTERN.search(line)
@@ -174,7 +225,12 @@ class Pool:
                                % (target, scenario, servertype, self._failed[key]))
         server = self._servers.get(key)
         if server is not None and not server.alive():
+            gone = "%s exited (code %s); stderr:\n%s" % (server.description, server.proc.returncode,
+                                                          server.stderr_tail())
             server.stop()
+            if isinstance(server, CommandServer):  # the user's server died: say so, do not start it again
+                self._failed[key] = gone
+                raise ServerFailed(gone)
             server = None
         if server is None:
             try:

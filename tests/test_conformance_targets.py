@@ -167,3 +167,48 @@ def test_server_command_that_never_prints_a_uri_fails_with_its_output(tmp_path):
 def test_server_command_is_not_a_client(tmp_path):
     code, output, _ = conformance(tmp_path, "--server-command", SERVER_COMMAND)
     assert code == 2 and "--client" in output, output
+
+
+def test_an_outside_adapter_may_not_take_a_built_in_name(tmp_path):
+    """Workers and server processes would find the built-in first: the run would test the wrong thing."""
+    adapter = tmp_path / "impostor.py"
+    adapter.write_text(ADAPTER.replace('NAME = "outside"', 'NAME = "pyro5"'))
+    code, output, _ = conformance(tmp_path, "--target", str(adapter))
+    assert code == 2 and "the name of another target" in output, output
+    code, output, _ = conformance(tmp_path, "--server-command", SERVER_COMMAND, "--server-name", "geopyro",
+                                  "--client", "pyro5")
+    assert code == 2 and "the name of another target" in output, output
+
+
+def test_an_entry_point_target_is_called_by_the_entry_point_name(tmp_path):
+    (tmp_path / "renamed_adapter.py").write_text(ADAPTER.replace('NAME = "outside"', 'NAME = "fancy"'))
+    dist_info = tmp_path / "renamed-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: renamed\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[conformance.targets]\nmypyro = renamed_adapter\n")
+    listing = subprocess.run([sys.executable, "-m", "conformance", "--list-targets"], cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
+                             timeout=60)
+    assert listing.returncode == 0 and "mypyro " in listing.stdout, listing.stdout + listing.stderr
+
+
+def test_a_module_that_is_no_adapter_is_a_usage_error(tmp_path):
+    code, output, _ = conformance(tmp_path, "--target", "json")
+    assert code == 2 and "is not a conformance adapter" in output and "WIRE" in output, output
+
+
+def test_a_server_command_that_exits_after_printing_its_uri_is_reported_as_exited(tmp_path):
+    command = "%s -c \"print('PYRO:obj@127.0.0.1:9'); import sys; sys.stderr.write('bye now')\"" % sys.executable
+    code, output, data = conformance(tmp_path, "--server-command", command, "--client", "geopyro",
+                                     "-k", "private.single-underscore", "-n", "0")
+    assert code == 1, output
+    failure = data["results"][0]
+    assert "exited" in failure["message"] and "bye now" in failure["message"], failure
+
+
+@pytest.mark.parametrize("line", ['uri = "PYRO:obj@127.0.0.1:PORT"', "<PYRO:obj@127.0.0.1:PORT>",
+                                  "listening: PYRO:obj@127.0.0.1:PORT."])
+def test_the_uri_a_server_command_prints_may_stand_in_punctuation(line):
+    from conformance import harness
+    found = harness.URI_PATTERN.search(line.replace("PORT", "9090"))
+    assert found.group(2) == "127.0.0.1:9090"

@@ -2,7 +2,8 @@
 
 An adapter is a module (or any object with these attributes):
 
-* ``NAME`` - the target name in pairs and reports (defaults to the module's, file's or entry point's name)
+* ``NAME`` - the target name in pairs and reports (defaults to the module's or file's name; an entry
+  point's name is its target's name)
 * ``WIRE`` - a wire-protocol tag; a server and a client can pair when their tags are equal
 * ``SERIALIZERS`` - serializer names; serializer checks for others are n/a
 * ``LACKS`` - optional ``{feature: reason}``; checks needing a lacked feature are n/a
@@ -102,6 +103,20 @@ def _env_registry():
 def _remember(name, adapter, origin, spec):
     if not _VALID_NAME.match(name):
         raise UsageError("target name %r (from %s) may hold only letters, digits and _ . + -" % (name, origin))
+    if getattr(adapter, "SERVER_COMMAND", None) and not hasattr(adapter, "load"):
+        for attr, default in (("WIRE", "pyro-502"), ("SERIALIZERS", ["serpent", "json", "marshal", "msgpack"]),
+                              ("LACKS", {})):
+            if not hasattr(adapter, attr):
+                setattr(adapter, attr, default)
+    missing = [attr for attr in ("WIRE", "SERIALIZERS") if not hasattr(adapter, attr)]
+    if not (hasattr(adapter, "load") or getattr(adapter, "SERVER_COMMAND", None)):
+        missing.append("load() or SERVER_COMMAND")
+    if missing:
+        raise UsageError("%s is not a conformance adapter: it lacks %s (see the conformance README, 'Targets')"
+                         % (origin, ", ".join(missing)))
+    if spec is not None and (name in builtin_targets() or (name in _entry_points() and spec != name)):
+        # subprocesses find a built-in or entry-point name before the run's own record of it
+        raise UsageError("%s calls itself %r, the name of another target; give it another NAME" % (origin, name))
     previous = _resolved.get(name)
     if previous is not None and previous[0] is not adapter:
         raise UsageError("two targets are called %r: %s and %s; give one of them another NAME"
@@ -137,15 +152,22 @@ def _import_module(path):
     try:
         return importlib.import_module(path)
     except ImportError as exc:
-        if exc.name and path.startswith(exc.name):  # the adapter module itself is missing
+        if exc.name and (exc.name == path or path.startswith(exc.name + ".")):  # the adapter itself is missing
             return None
         raise UsageError("adapter module %s failed to import: %s" % (path, exc)) from exc
+    except Exception as exc:
+        raise UsageError("adapter module %s failed to import: %s: %s" % (path, type(exc).__name__, exc)) from exc
 
 
 def resolve(spec):
     """Find the adapter ``spec`` names (a target name, a module path, a file, or a ``command:`` spec);
     remember it for this run and its subprocesses; return its target name."""
     if spec in _resolved:
+        return spec
+    registered = _env_registry().get(spec)  # what the command line resolved this name to, in a subprocess
+    if registered is not None and registered != spec:
+        name = resolve(registered)
+        _resolved.setdefault(spec, _resolved[name])
         return spec
     if spec.startswith(COMMAND_SPEC_PREFIX):
         adapter = _command_module(json.loads(spec[len(COMMAND_SPEC_PREFIX):]))
@@ -167,10 +189,7 @@ def resolve(spec):
                              % (spec, entry_point.value, exc)) from exc
         dist = getattr(getattr(entry_point, "dist", None), "name", None)
         origin = "entry point %s = %s%s" % (spec, entry_point.value, " (package %s)" % dist if dist else "")
-        return _remember(getattr(adapter, "NAME", spec), adapter, origin, spec)
-    registered = _env_registry().get(spec)
-    if registered is not None and registered != spec:
-        return resolve(registered)
+        return _remember(spec, adapter, origin, spec)  # the entry point's name is the target's name
     adapter = _import_module(spec) if _looks_like_module_path(spec) else None
     if adapter is None:
         raise UsageError("unknown target %r; known targets: %s (or give a module path, mypkg.myadapter, or a "
@@ -213,6 +232,8 @@ def _command_module(description):
     module = types.ModuleType("conformance_command_target")
     module.__doc__ = "A server-only target made from --server-command."
     module.LACKS = {}
+    module.WIRE = "pyro-502"
+    module.SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]
     for key, value in description.items():
         setattr(module, key, value)
     return module
