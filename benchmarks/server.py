@@ -23,6 +23,10 @@ def make_service(api, sleep):
         def echo(self, value):
             return value
 
+        def cpu(self):
+            """This server process's CPU seconds (all threads): benchmarks/sequential.py reads it around a slice."""
+            return time.process_time()
+
         def sleep(self, seconds):
             sleep(seconds)
             return seconds
