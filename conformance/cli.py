@@ -108,18 +108,24 @@ def choose_pairs(args):
 
 def matrix_pairs():
     """Every installed target against itself, and every wire-compatible (server, client) pair."""
-    installed = []
-    for name in targets.known_targets():
-        try:
-            targets.check_installed(name)
-            installed.append(name)
-        except UsageError as exc:
-            print("conformance: note: leaving %s out of the matrix: %s" % (name, exc), file=sys.stderr)
+    installed = _found_targets(targets.check_installed, "leaving %s out of the matrix")
     clients = [t for t in installed if not targets.is_server_only(t)]
     pairs = [(t, t) for t in clients]
     pairs += [(s, c) for s, c in itertools.permutations(installed, 2)
               if c in clients and targets.wire_of(s) == targets.wire_of(c)]
     return pairs
+
+
+def _found_targets(usable, note):
+    """The names of the targets found for which ``usable(name)`` raises no UsageError (a note says why not)."""
+    names = []
+    for name in targets.known_targets():
+        try:
+            usable(name)
+            names.append(name)
+        except UsageError as exc:
+            print("conformance: note: %s: %s" % (note % name, exc), file=sys.stderr)
+    return names
 
 
 def list_targets(args):
@@ -140,13 +146,7 @@ def _selected(chk, keyword):
 
 def list_catalogue(args):
     checks = [c for c in catalogue.all_checks() if _selected(c, args.keyword)]
-    names = []
-    for name in targets.known_targets():
-        try:
-            targets.adapter_module(name)
-            names.append(name)
-        except UsageError as exc:
-            print("conformance: note: target %s left out: %s" % (name, exc), file=sys.stderr)
+    names = _found_targets(targets.adapter_module, "target %s left out")
     width = max(len(c.id) for c in checks) if checks else 10
     for chk in checks:
         print("%-*s  %s" % (width, chk.id, chk.title))

@@ -775,13 +775,19 @@ class Holder:
         return "held"
 
 
-def test_a_call_waiting_long_for_a_thread_is_warned_about(daemons, clean_config, monkeypatch, caplog):
+@pytest.fixture
+def one_thread_holder(daemons, clean_config, monkeypatch, caplog):
+    """A Holder served by a daemon with one pool thread, a 0.2 s slow-thread warning, and its log captured."""
     clean_config.CALL_EXECUTION = "thread"
     clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
     monkeypatch.setattr(execution, "SLOW_THREAD_WARNING", 0.2)
     caplog.set_level(logging.WARNING, logger="geopyro.execution")
     holder = Holder()
-    uri = daemons.serve(holder)
+    return holder, daemons.serve(holder)
+
+
+def test_a_call_waiting_long_for_a_thread_is_warned_about(one_thread_holder, caplog):
+    holder, uri = one_thread_holder
     results = []
 
     def call(method):
@@ -804,13 +810,8 @@ def test_a_call_waiting_long_for_a_thread_is_warned_about(daemons, clean_config,
     assert "THREADPOOL_SIZE" in warning
 
 
-def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(daemons, clean_config, monkeypatch, caplog):
-    clean_config.CALL_EXECUTION = "thread"
-    clean_config.THREADPOOL_SIZE, clean_config.THREADPOOL_SIZE_MIN = 1, 1
-    monkeypatch.setattr(execution, "SLOW_THREAD_WARNING", 0.2)
-    caplog.set_level(logging.WARNING, logger="geopyro.execution")
-    holder = Holder()
-    uri = daemons.serve(holder)
+def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(one_thread_holder, caplog):
+    holder, uri = one_thread_holder
     def call_hold():
         with api.Proxy(uri) as busy:
             busy.hold()
