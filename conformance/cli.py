@@ -131,6 +131,8 @@ def _found_targets(usable, note):
 def list_targets(args):
     for spec in filter(None, (args.target, args.server, args.client)):
         targets.resolve(spec)
+    if args.server_command:
+        targets.resolve(targets.command_adapter(args.server_command, name=args.server_name))
     rows = targets.describe_targets()
     width = max(len(name) for name, _, _ in rows)
     for name, origin, status in rows:
