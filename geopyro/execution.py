@@ -244,10 +244,12 @@ class CallRunner:
         """(on a pool thread) Wait for ``fd`` to become readable; False when the wait ended otherwise: the
         time is up, or the thread was taken back (a call needs it, or the daemon closes)."""
         if _real_poll is not None:
-            poller = _real_poll()
+            poller = lingerer.poller  # (this thread's own, its wake pipe registered once)
             poller.register(fd, select.POLLIN | select.POLLPRI)
-            poller.register(lingerer.wake_fd, select.POLLIN)
-            events = poller.poll(None if timeout is None else timeout * 1000.0)
+            try:
+                events = poller.poll(None if timeout is None else timeout * 1000.0)
+            finally:
+                poller.unregister(fd)
             readable = any(ready_fd == fd for ready_fd, _ in events)
         else:
             readable = fd in gevent.monkey.get_original("select", "select")([fd, lingerer.wake_fd], [], [],
@@ -326,6 +328,10 @@ class _Lingerer:
         for fd in (self.wake_fd, self._write_fd):
             os.set_blocking(fd, False)
         self.woken = False
+        self.poller = None
+        if _real_poll is not None:
+            self.poller = _real_poll()
+            self.poller.register(self.wake_fd, select.POLLIN)
         weakref.finalize(self, _close_fds, self.wake_fd, self._write_fd)
 
     def wake(self):

@@ -319,7 +319,14 @@ def _to_bytes(data):
     return data if type(data) is bytes else bytes(data)
 
 
+_SEQUENCES = (tuple, list)
+
+
 def _check_call(call):
+    if type(call) in _SEQUENCES and len(call) == 4:  # the usual shape first: four plain items, nothing to fix
+        obj, method, vargs, kwargs = call
+        if type(obj) is str and type(method) is str and type(vargs) in _SEQUENCES and type(kwargs) is dict:
+            return obj, method, vargs, kwargs
     if not (isinstance(call, (tuple, list)) and len(call) == 4):
         raise errors.SerializeError("invalid call message: expected (object, method, vargs, kwargs)")
     obj, method, vargs, kwargs = call

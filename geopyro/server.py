@@ -645,6 +645,10 @@ class Daemon:
         A large or compressed payload is inflated and deserialized on a thread
         (that work cannot yield), unless a multiplex loop did so already.
         """
+        if msg.decoded is None and msg.type == protocol.MSG_INVOKE and len(msg.data) < OFF_LOOP_BYTES \
+                and not msg.flags & (protocol.FLAGS_COMPRESSED | protocol.FLAGS_KEEPSERIALIZED):
+            # the usual request: small, plain, decoded right here (the general path below wraps the same step)
+            return serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
         if msg.decoded is None:
             if decodes_off_loop(msg):
                 _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
