@@ -645,15 +645,10 @@ class Daemon:
         A large or compressed payload is inflated and deserialized on a thread
         (that work cannot yield), unless a multiplex loop did so already.
         """
-        if msg.decoded is None and msg.type == protocol.MSG_INVOKE and len(msg.data) < OFF_LOOP_BYTES \
-                and not msg.flags & (protocol.FLAGS_COMPRESSED | protocol.FLAGS_KEEPSERIALIZED):
-            # the usual request: small, plain, decoded right here (the general path below wraps the same step)
-            return serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
         if msg.decoded is None:
-            if decodes_off_loop(msg):
-                _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
-            else:
-                decode_payload(msg, self._settings.MAX_MESSAGE_SIZE)
+            if not decodes_off_loop(msg):
+                return _decode(msg, self._settings.MAX_MESSAGE_SIZE)  # the usual request: small, right here
+            _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
         return _execution.take_outcome(msg, "decoded")  # (msg must not keep it: a SerializedBlob refers to msg)
 
     def _run(self, conn, box):
@@ -1119,17 +1114,21 @@ def decodes_off_loop(msg):
         len(msg.data) >= OFF_LOOP_BYTES or msg.flags & protocol.FLAGS_COMPRESSED)
 
 
+def _decode(msg, max_size):
+    """Inflate and deserialize a CONNECT or INVOKE payload; return it (or raise what deserializing raised)."""
+    protocol.inflate(msg, max_size)
+    if msg.type == protocol.MSG_CONNECT:
+        return serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
+    if msg.flags & protocol.FLAGS_KEEPSERIALIZED:
+        return _blob_call(msg)
+    return serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
+
+
 def decode_payload(msg, max_size):
-    """Inflate and deserialize a CONNECT or INVOKE payload; the outcome goes to ``msg.decoded``: (ok, value)."""
+    """``_decode`` where the outcome must travel (from a thread, or from a multiplex loop to the call):
+    it goes to ``msg.decoded`` as (ok, value)."""
     try:
-        protocol.inflate(msg, max_size)
-        if msg.type == protocol.MSG_CONNECT:
-            value = serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
-        elif msg.flags & protocol.FLAGS_KEEPSERIALIZED:
-            value = _blob_call(msg)
-        else:
-            value = serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
-        msg.decoded = (True, value)
+        msg.decoded = (True, _decode(msg, max_size))
     except Exception as exc:
         exc.__context__ = None  # (its frames, and its context's, refer to msg and to what was inflated)
         msg.decoded = (False, exc.with_traceback(None))

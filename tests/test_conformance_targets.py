@@ -75,16 +75,24 @@ def test_target_given_as_a_file_paired_with_pyro5_under_xdist(tmp_path):
     assert_outside_ran(data, ("outside", "pyro5"))  # the workers and the server process found the file too
 
 
-def test_target_registered_by_an_installed_package_entry_point(tmp_path):
-    (tmp_path / "outside_pkg_adapter.py").write_text(ADAPTER)
-    dist_info = tmp_path / "outside_pkg-1.0.dist-info"
+def install_entry_point(folder, package, entry_point, module, adapter_text):
+    """An 'installed package' in ``folder`` (a dist-info) whose entry point names an adapter module there."""
+    (folder / ("%s.py" % module)).write_text(adapter_text)
+    dist_info = folder / ("%s-1.0.dist-info" % package)
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: outside-pkg\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[conformance.targets]\noutside = outside_pkg_adapter\n")
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % package)
+    (dist_info / "entry_points.txt").write_text("[conformance.targets]\n%s = %s\n" % (entry_point, module))
 
-    listing = subprocess.run([sys.executable, "-m", "conformance", "--list-targets"], cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
-                             timeout=60)
+
+def list_targets(pythonpath):
+    return subprocess.run([sys.executable, "-m", "conformance", "--list-targets"], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(pythonpath)), capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_target_registered_by_an_installed_package_entry_point(tmp_path):
+    install_entry_point(tmp_path, "outside_pkg", "outside", "outside_pkg_adapter", ADAPTER)
+    listing = list_targets(tmp_path)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("outside "))
@@ -181,14 +189,9 @@ def test_an_outside_adapter_may_not_take_a_built_in_name(tmp_path):
 
 
 def test_an_entry_point_target_is_called_by_the_entry_point_name(tmp_path):
-    (tmp_path / "renamed_adapter.py").write_text(ADAPTER.replace('NAME = "outside"', 'NAME = "fancy"'))
-    dist_info = tmp_path / "renamed-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: renamed\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[conformance.targets]\nmypyro = renamed_adapter\n")
-    listing = subprocess.run([sys.executable, "-m", "conformance", "--list-targets"], cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
-                             timeout=60)
+    install_entry_point(tmp_path, "renamed", "mypyro", "renamed_adapter",
+                        ADAPTER.replace('NAME = "outside"', 'NAME = "fancy"'))
+    listing = list_targets(tmp_path)
     assert listing.returncode == 0 and "mypyro " in listing.stdout, listing.stdout + listing.stderr
 
 

@@ -810,8 +810,16 @@ def test_a_call_waiting_long_for_a_thread_is_warned_about(one_thread_holder, cap
     assert "THREADPOOL_SIZE" in warning
 
 
-def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(one_thread_holder, caplog):
+def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(one_thread_holder, caplog, monkeypatch):
     holder, uri = one_thread_holder
+    timers_done = []
+    real_warn = execution._warn_no_thread
+
+    def warn_no_thread(ticket, size):
+        real_warn(ticket, size)
+        timers_done.append(ticket)
+
+    monkeypatch.setattr(execution, "_warn_no_thread", warn_no_thread)
     def call_hold():
         with api.Proxy(uri) as busy:
             busy.hold()
@@ -825,11 +833,11 @@ def test_a_long_call_that_got_its_thread_at_once_is_not_warned_about(one_thread_
         caller.start()  # takes the thread back from `idle` at once, then runs past the warning time
         try:
             assert holder.running.wait(10)
-            time.sleep(0.5)  # the call runs on: well past SLOW_THREAD_WARNING, which must not fire now
+            assert wait_until(lambda: timers_done)  # the warning's timer ran while the call still ran...
         finally:
             holder.release.set()
             caller.join(10)
-    assert not [r for r in caplog.records if "pool threads" in r.getMessage()]
+    assert not [r for r in caplog.records if "pool threads" in r.getMessage()]  # ... and said nothing
 
 
 def test_loop_condition_ending_leaves_connections_alone(clean_config):
