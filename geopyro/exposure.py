@@ -103,6 +103,14 @@ def callback(method):
     return method
 
 
+def is_callback_method(method):
+    """True for a (bound) method marked with @callback."""
+    func = getattr(method, "__func__", method)
+    if func.__class__ is types.FunctionType:
+        return func.__dict__.get("_pyroCallback", False)  # no AttributeError made and dropped for the usual method
+    return getattr(method, "_pyroCallback", False)
+
+
 def blocking(method_or_class):
     """Run this method (or every method of this class) on a server thread: it may block without yielding.
 

@@ -28,7 +28,7 @@ from .callcontext import current_context
 from .client import Proxy, SerializedBlob
 from .execution import INLINE
 from .exposure import (behavior, blocking, callback, check_instancing, cooperative, expose, get_exposed_members,
-                       get_exposed_method, get_exposed_property_value, is_private_attribute, oneway,
+                       get_exposed_method, get_exposed_property_value, is_callback_method, is_private_attribute, oneway,
                        reset_exposed_members, set_exposed_property_value)
 from .servers import make_server
 from .socketutil import SocketConnection
@@ -621,11 +621,9 @@ class Daemon:
     def _prepare(self, conn, msg):
         """Parse a request: a _Call to run, or the _Outcome that answers it already (a ping, a bad request)."""
         flags = msg.flags
-        context = current_context
         # kept as bytes: a uuid.UUID is made only if the method reads current_context.correlation_id
-        correlation = context.correlation_id = msg.corr_id if flags & protocol.FLAGS_CORR_ID \
-            else _new_correlation_id()
-        context.response_annotations = {}
+        correlation = msg.corr_id if flags & protocol.FLAGS_CORR_ID else _new_correlation_id()
+        current_context.__dict__.update(_correlation=correlation, response_annotations={})
         try:
             if msg.type == protocol.MSG_PING:
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
@@ -696,7 +694,7 @@ class Daemon:
                 reply_flags = 0
             else:
                 method = get_exposed_method(obj, method_name)
-                is_callback = getattr(method, "_pyroCallback", False)
+                is_callback = is_callback_method(method)
                 kwargs = call.kwargs
                 try:
                     result = method(*vargs, **kwargs)
@@ -1000,14 +998,10 @@ def _set_context(conn, call):
     """Fill current_context for ``call`` (in the greenlet or pool thread about to run user code for it)."""
     msg = call.msg
     context = current_context
-    context.correlation_id = call.correlation
-    context.response_annotations = {}
-    context.client = conn
-    context.client_sock_addr = _peer_address(conn)
-    context.seq = msg.seq
-    context.annotations = msg.annotations
-    context.msg_flags = msg.flags
-    context.serializer_id = msg.serializer_id
+    # one update of this greenlet's dict: each attribute set on a gevent local looks the greenlet up again
+    context.__dict__.update(_correlation=call.correlation, response_annotations={}, client=conn,
+                            client_sock_addr=_peer_address(conn), seq=msg.seq, annotations=msg.annotations,
+                            msg_flags=msg.flags, serializer_id=msg.serializer_id)
     return context
 
 
