@@ -5,7 +5,8 @@ import pytest
 import geopyro.api as api
 from geopyro import errors
 from geopyro.client import Proxy
-from geopyro.exposure import get_exposed_members, get_exposed_method, is_private_attribute, reset_exposed_members
+from geopyro.exposure import (get_exposed_members, get_exposed_method, is_callback_method, is_private_attribute,
+                              reset_exposed_members)
 from geopyro.server import behavior, expose, oneway
 
 
@@ -485,3 +486,31 @@ def test_a_plain_setter_of_an_exposed_property_is_writable_as_in_pyro5(daemons, 
         assert proxy.x == 1
         proxy.x = 5
         assert proxy.x == 5
+
+
+def test_callback_mark_is_read_from_every_kind_of_method():
+    class Handler:
+        @api.callback
+        def marked(self):
+            pass
+
+        def plain(self):
+            pass
+
+        @staticmethod
+        @api.callback
+        def marked_static():
+            pass
+
+    class CallableObject:
+        _pyroCallback = True
+
+        def __call__(self):
+            pass
+
+    handler = Handler()
+    assert is_callback_method(handler.marked) is True
+    assert is_callback_method(handler.plain) is False
+    assert is_callback_method(handler.marked_static) is True
+    assert is_callback_method(CallableObject()) is True
+    assert is_callback_method(len) is False
