@@ -57,6 +57,9 @@ def _row(data, scenario, server, **match):
     return None
 
 
+FANIN_PATCHED = "geopyro greenlet (patched: calls inline)"  # the fan-in row of the patched server process
+FANIN_CPU_LIMIT = 0.85  # [Performance] target: server CPU per call at 200 connections vs Pyro5 multiplex
+
 ALLOCATOR_KEPT = "glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=268435456"
 
 
@@ -100,6 +103,14 @@ def evaluate_targets(data):
         add("fan-in at %s connections: calls/s vs Pyro5 multiplex" % level, ">= 2x", ratio,
             ratio is not None and ratio >= 2, "geopyro greenlet %s vs Pyro5 multiplex %s calls/s" % (
                 _n(g, "calls_per_s"), _n(p, "calls_per_s")))
+        level = 200 if 200 in levels else (levels[0] if levels else None)
+        p = _row(data, "fanin", "Pyro5 multiplex", connections=level)
+        for server in (FANIN_PATCHED, "geopyro greenlet"):
+            g = _row(data, "fanin", server, connections=level)
+            ratio = _ratio(g and g.get("server_cpu_us"), p and p.get("server_cpu_us"))
+            add("fan-in at %s connections: server CPU per call vs Pyro5 multiplex, %s" % (level, server),
+                "<= %.2fx" % FANIN_CPU_LIMIT, ratio, ratio is not None and ratio <= FANIN_CPU_LIMIT,
+                "%s us vs %s us per call" % (_n(g, "server_cpu_us"), _n(p, "server_cpu_us")))
     if "io_bound" in data["scenarios"]:
         g = _row(data, "io_bound", "geopyro greenlet")
         x = g["x_ideal"] if g else None
@@ -176,14 +187,18 @@ def markdown_tables(data):
         parts.append(blocking_table(sc["blocking"]["rows"]))
     if "fanin" in sc:
         rows = sc["fanin"]["rows"]
+
+        def cpu_vs_multiplex(r):
+            base = _row(data, "fanin", "Pyro5 multiplex", connections=r["connections"])
+            return _ratio(r.get("server_cpu_us"), base and base.get("server_cpu_us"))
         cells = [[r["server"], _fmt(r["connections"]), _fmt(r["connected"]), _fmt(r["refused"]),
                   _fmt(r["errors"]), _fmt(r["calls_per_s"]), _fmt(r["p50_ms"], "{:,.2f}"),
                   _fmt(r["p99_ms"], "{:,.2f}"), _fmt(r.get("server_cpu_us"), "{:,.0f}"),
-                  _fmt(r.get("load_cpu_us"), "{:,.0f}")] for r in sorted(
+                  _fmt(cpu_vs_multiplex(r), "{:.2f}x"), _fmt(r.get("load_cpu_us"), "{:,.0f}")] for r in sorted(
                       (r for r in rows if "error" not in r), key=lambda r: r["connections"])]
         parts.append("### 2. Fan-in: concurrent connections, each calling echo(42) in a loop\n\n" + _table(
             ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms",
-             "server CPU us/call", "clients CPU us/call"], cells + _errors(rows, 10)))
+             "server CPU us/call", "server CPU vs Pyro5 multiplex", "clients CPU us/call"], cells + _errors(rows, 11)))
     if "io_bound" in sc:
         rows = sc["io_bound"]["rows"]
         cells = []

@@ -34,7 +34,7 @@ SERVERS = (("geopyro", "greenlet"), ("geopyro", "multiplex"), ("pyro5", "thread"
 
 PROFILES = {
     "default": dict(latency_s=5.0, oneway_calls=30000, bulk_size=10 * 1000 * 1000, bulk_calls=9, io_calls=1000,
-                    io_sleep=0.05, io_bursts=5, fanin_levels=[100, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
+                    io_sleep=0.05, io_bursts=5, fanin_levels=[200, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
                     procs=2, pairs_rounds=20, pairs_slice_s=0.25, blocking_clients=4, blocking_sleep=1.0,
                     blocking_reps=5),
     "quick": dict(latency_s=0.3, oneway_calls=2000, bulk_size=1000 * 1000, bulk_calls=1, io_calls=100,
@@ -285,7 +285,7 @@ class Runner:
                                         timeout=max(120, n / 20), server=server)
                 row = self._merge_conn_results(impl, kind, n, results)
                 if patch:
-                    row["server"] += " (patched: calls inline)"
+                    row["server"] = report.FANIN_PATCHED
                 lat = [v for r in results for v in r["latencies_us"]]
                 calls = sum(r["calls"] for r in results)
                 row.update(calls=calls, duration_s=d, calls_per_s=calls / d,

@@ -14,7 +14,7 @@ SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway
 NUMERIC = {
     "latency": ("calls_per_s", "p50_us", "p99_us"),
     "blocking": ("clients", "sleep_s", "wall_s", "x_ideal"),
-    "fanin": ("connections", "connected", "refused", "calls_per_s", "p99_ms"),
+    "fanin": ("connections", "connected", "refused", "calls_per_s", "p50_ms", "p99_ms", "server_cpu_us"),
     "io_bound": ("connections", "completed", "refused", "wall_s", "x_ideal"),
     "bulk": ("payload_mb", "mb_per_s", "seconds_per_call"),
     "idle": ("connections", "held", "refused", "rss_before_kb", "rss_after_kb", "kb_per_connection"),
@@ -64,6 +64,9 @@ def test_quick_benchmark_run_produces_numbers(tmp_path):
     _check_blocking(data["scenarios"]["blocking"]["rows"])
     assert "1b. Latency by client and server program" in proc.stdout and "1c. Blocking" in proc.stdout
     assert data["targets"]
+    cpu_targets = [t["target"] for t in data["targets"] if "server CPU per call vs Pyro5 multiplex" in t["target"]]
+    assert len(cpu_targets) == 2, data["targets"]  # the default (calls on threads) and the patched server
+    assert "server CPU vs Pyro5 multiplex" in proc.stdout
     for target in data["targets"]:
         assert _is_number(target["measured"]), target
         assert isinstance(target["met"], bool), target
