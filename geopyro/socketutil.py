@@ -478,17 +478,20 @@ class SocketConnection:
                 self.send_from_thread(part)
             return
         raw = self._socket._sock
-        view = memoryview(data)
-        timeout = self._socket.gettimeout()
-        deadline = None if timeout is None else _monotonic() + timeout
+        view, deadline, started = data, None, False
         try:
-            while view:
+            while True:
                 try:
                     sent = raw.send(view)
                 except BlockingIOError:
                     sent = 0
+                if sent == len(view):
+                    return  # the usual reply fits the socket buffer: one send, nothing more to set up
+                if not started:  # a large reply, or a full buffer: wait for room, for COMMTIMEOUT at most
+                    started, view, timeout = True, memoryview(data), self._socket.gettimeout()
+                    deadline = None if timeout is None else _monotonic() + timeout
                 view = view[sent:]
-                if view and not _wait_fd(raw.fileno(), False, deadline):
+                if not _wait_fd(raw.fileno(), False, deadline):
                     raise TimeoutError("sending: timeout")
         except (OSError, ValueError) as exc:
             raise ConnectionClosedError("sending: connection lost: %s" % exc) from None

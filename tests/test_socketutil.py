@@ -3,6 +3,7 @@
 import ipaddress
 import os
 import socket
+import threading
 import tracemalloc
 
 import gevent
@@ -476,3 +477,57 @@ def test_local_close_by_another_greenlet_ends_a_waiting_receive(pair):
     closer.get()
     with pytest.raises(errors.ConnectionClosedError):
         conn.send(b"after close")
+
+
+def _send_from_a_thread(conn, data):
+    """conn.send_from_thread(data) on a real OS thread; returns the exception it raised, or None."""
+    outcome = []
+
+    def send():
+        try:
+            conn.send_from_thread(data)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+    thread = threading.Thread(target=send)
+    thread.start()
+    thread.join(30)
+    assert outcome, "send_from_thread did not return"
+    return outcome[0]
+
+
+def test_send_from_thread_waits_for_room_and_sends_every_byte():
+    left, right = gsocket.socketpair()
+    conn = SocketConnection(left)
+    data = os.urandom(4 * 1024 * 1024)  # far more than the socket buffers take at once
+    received = bytearray()
+
+    def drain():
+        raw = right._sock  # read by a plain blocking thread, slower than the sender
+        raw.setblocking(True)
+        with right:
+            while len(received) < len(data):
+                received.extend(raw.recv(65536))
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        assert _send_from_a_thread(conn, data) is None
+        reader.join(30)
+        assert bytes(received) == data
+    finally:
+        conn.close()
+
+
+def test_send_from_thread_gives_up_after_the_socket_timeout():
+    left, right = gsocket.socketpair()
+    left.settimeout(0.2)
+    conn = SocketConnection(left)
+    try:
+        exc = _send_from_a_thread(conn, b"x" * (16 * 1024 * 1024))  # nobody reads: the buffers fill up
+        assert isinstance(exc, errors.TimeoutError) and "sending: timeout" in str(exc)
+        right.close()
+        exc = _send_from_a_thread(conn, b"y" * (1024 * 1024))
+        assert isinstance(exc, errors.ConnectionClosedError)
+    finally:
+        conn.close()
+        right.close()
