@@ -14,8 +14,8 @@ tuple.
 
 ``read`` returns ``NOT_READ`` for anything outside that subset: strings with
 quotes, escapes or control characters, sets, non-string dict keys, trailing
-commas elsewhere, comments, whitespace between tokens (serpent's indented
-form), other number forms, JSON-only words. The caller
+commas elsewhere, comments, line breaks and tabs between tokens (serpent's
+indented form), other number forms, JSON-only words. The caller
 then hands the text to serpent, which reads it or reports what is wrong with
 it. Whatever ``read`` returns equals what ``ast.literal_eval`` returns for the
 same text (tests/test_serpent_fastpath.py checks this on generated texts).
@@ -38,9 +38,12 @@ _HEADER = "# serpent utf-8 python3.2\n"
 _PART_SEPARATOR = "\x02"  # joins the text outside the strings while it is rewritten
 _GROUP, _GROUP_END, _TRAILING_COMMA = "\x00", "\x03", "\x01"  # markers only the rewriting can produce
 MAX_READ_DEPTH = 100  # Python's parser gives up on deep nesting sooner than JSON's: deeper texts go to serpent
-# what may stand outside the strings besides the letters of None, True and False; no whitespace: serpent
-# writes none there, and Python's rules for it (indentation, line breaks) are not JSON's
-_NOT_LETTERS = str.maketrans("", "", "()[]{},:0123456789.eE+-" + _PART_SEPARATOR)
+# what may stand outside the strings besides the letters of None, True and False. Of whitespace only the
+# space: serpent writes it in the dicts it makes of bytes (": ", ", "), and between tokens it means the same
+# to JSON and to Python; JSON refuses where Python reads more (``- 1``, ``'a' 'b'``). Line breaks and tabs
+# are refused (Python's rules for them are not JSON's), and so is a leading space (Python 3.9's parser
+# refuses it as an indent).
+_NOT_LETTERS = str.maketrans("", "", "()[]{},:0123456789.eE+- " + _PART_SEPARATOR)
 _ONLY_CONSTANTS = re.compile(r"(?:Non|Tru|Fals)*\Z")  # the letters left of None, True, False ('e' removed)
 
 
@@ -90,6 +93,8 @@ def read(text):
         return NOT_READ
     if text.startswith(_HEADER):
         text = text[len(_HEADER):]
+    if text[:1] == " ":
+        return NOT_READ
     if text[:1] == "'" and text.count("'") == 2 and text[-1:] == "'" and text.isprintable():
         return text[1:-1]  # one plain string, the most common reply
     parts = text.split("'")  # outside, string, outside, string, ..., outside

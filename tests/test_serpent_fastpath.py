@@ -81,9 +81,11 @@ def test_cases():
         ("('a','b')", ("a", "b")), ("{'k':(1,2)}", {"k": (1, 2)}), ("[None,True,False]", [None, True, False]),
         ("1e30000", math.inf), ("-1e30000", -math.inf), ("-0.0", -0.0), ("'caf\u00e9 \u20ac'", "caf\u00e9 \u20ac"),
         ("# serpent utf-8 python3.2\n('s','echo',('hello',),{})", ("s", "echo", ("hello",), {})),
+        ("[1, 2]", [1, 2]), ("( )", ()), ("(1 )", 1), ("{'data': 'AAEC', 'encoding': 'base64'}",
+                                                     {"data": "AAEC", "encoding": "base64"}),
     ]:
         assert same(read(text), expected), text
-    for text in ["0\n ", " 1", "# serpent utf-8 python3.2\n 1", "[1, 2]", "NaN", "Infinity", "null", "true", "[1,]", "{1,2}", "{1:2}", "'a\\n'", '"it\'s"', "(,)", "1j",
+    for text in ["0\n ", " 1", "# serpent utf-8 python3.2\n 1", "- 1", "(1, )", "No ne", "NaN", "Infinity", "null", "true", "[1,]", "{1,2}", "{1:2}", "'a\\n'", '"it\'s"', "(,)", "1j",
                  "0x10", "01", "1.", ".5", "+1", "'a' 'b'", "# comment\n1", "'\x00'", "x", "'unclosed", "[1]]",
                  "1" * 5000, "(1]}", "{'a':[1)", "{'a':[1,)", "(1,2],'a':3}", "[" * 150 + "]" * 150]:
         assert read(text) is NOT_READ, text
