@@ -11,6 +11,8 @@ BLOCKING_LIMIT = 1.3  # concurrent blocking calls on geopyro's thread pool: at m
 BULK_TOLERANCE = 0.95  # "no slower than Pyro5": within 5 % (run-to-run noise on a shared 2-core box)
 MARK_BEGIN = "<!-- BEGIN GENERATED RESULTS (python -m benchmarks rewrites this part) -->"
 MARK_END = "<!-- END GENERATED RESULTS -->"
+README_BEGIN = "<!-- BEGIN BENCHMARK SUMMARY (python -m benchmarks rewrites this part) -->"
+README_END = "<!-- END BENCHMARK SUMMARY -->"
 
 
 def machine_info():
@@ -373,7 +375,8 @@ def machine_line(meta):
 
 
 def publish(data, tables, png_path, bench_dir):
-    """Rewrite the generated part of benchmarks/RESULTS.md and copy the plot to benchmarks/latest.png."""
+    """Rewrite the generated part of benchmarks/RESULTS.md and of the README's summary, and copy the plot
+    to benchmarks/latest.png."""
     meta = data["meta"]
     block = "\n".join([
         MARK_BEGIN, "",
@@ -381,21 +384,101 @@ def publish(data, tables, png_path, bench_dir):
         "**Machine:** %s" % machine_line(meta), "",
         "![benchmark plot](latest.png)" if png_path else "(no plot: matplotlib was not installed)", "",
         tables.rstrip(), "", MARK_END])
-    md_path = os.path.join(bench_dir, "RESULTS.md")
-    try:
-        with open(md_path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
-        text = "# Benchmark results\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END)
-    if MARK_BEGIN in text and MARK_END in text:
-        text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda m: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(text)
+    _replace_block(os.path.join(bench_dir, "RESULTS.md"), MARK_BEGIN, MARK_END, block,
+                   "# Benchmark results\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END))
+    readme = os.path.join(os.path.dirname(os.path.abspath(bench_dir)), "README.md")
+    if os.path.exists(readme):
+        _replace_block(readme, README_BEGIN, README_END, "\n".join([README_BEGIN, readme_summary(data), README_END]))
     if png_path:
         shutil.copyfile(png_path, os.path.join(bench_dir, "latest.png"))
 
+
+def _replace_block(path, begin, end, block, empty=""):
+    """Put ``block`` between the markers ``begin`` and ``end`` of the file (appended when they are missing)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        text = empty
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def readme_summary(data):
+    """The README's table: one line per scenario, from the same run as RESULTS.md."""
+    meta, sc = data["meta"], data["scenarios"]
+    machine = meta["machine"]
+    servers = ("geopyro greenlet", "geopyro multiplex", "Pyro5 thread", "Pyro5 multiplex")
+
+    def row(scenario, server, **match):
+        return _row(data, scenario, server, **match) or {}
+
+    def pair(serializer):
+        cells = []
+        for name in ("geopyro client -> geopyro server (unpatched)",
+                     "geopyro client (patched) -> geopyro server (patched)"):
+            r = row("latency", name, serializer=serializer, table="pairs")
+            cells.append(_fmt(r.get("vs_baseline"), "{:.2f}x"))
+        return "%s (patched: %s)" % tuple(cells)
+
+    def fanin(server, n):
+        r = row("fanin", server, connections=n)
+        return "%s (%s)" % (_fmt(r.get("calls_per_s")), _fmt(r.get("refused"))) if r else "-"
+
+    def cpu200(server):
+        r = row("fanin", server, connections=200)
+        base = row("fanin", "Pyro5 multiplex", connections=200)
+        if not r:
+            return "-"
+        return "%s µs (%s)" % (_fmt(r.get("server_cpu_us")), _fmt(_ratio(r.get("server_cpu_us"),
+                                                                       base.get("server_cpu_us")), "{:.2f}x"))
+
+    def bulk(server):
+        return " / ".join(_fmt(row("bulk", server, serializer=ser, allocator="default").get("mb_per_s"))
+                          for ser in ("msgpack", "serpent"))
+
+    def io(server):
+        r = row("io_bound", server)
+        if not r or not r.get("applies", True):
+            return "one call at a time"
+        if r.get("refused"):
+            return "%s done, %s refused" % (_fmt(r.get("completed")), _fmt(r["refused"]))
+        return "%s ms" % _fmt(r["wall_s"] * 1000 if r.get("wall_s") is not None else None)
+
+    lines = [
+        "Latest full run: %s, %s, %s CPUs, %s %s, Pyro5 %s, gevent %s; every ratio is from that one run. Server "
+        "processes are unpatched, as Pyro5 programs are, so geopyro runs calls on its pool threads; *patched* "
+        "marks the same server in a monkey-patched process (calls inline)." % (
+            meta["date"], machine["cpu_model"], machine["nproc"], machine["implementation"], machine["python"],
+            machine["versions"].get("Pyro5"), machine["versions"].get("gevent")), "",
+        "| scenario | geopyro greenlet | geopyro multiplex | Pyro5 thread | Pyro5 multiplex |",
+        "| --- | --- | --- | --- | --- |",
+        "| one connection, geopyro ↔ geopyro vs Pyro5 ↔ Pyro5 thread, serpent (median ratio) | %s | | 1.00x | |"
+        % pair("serpent"),
+        "| the same with msgpack | %s | | 1.00x | |" % pair("msgpack"),
+        "| 4 concurrent `time.sleep(1)` calls, wall time | %s s | | %s s | |" % (
+            _fmt(row("blocking", "geopyro server (unpatched)").get("wall_s"), "{:.3f}"),
+            _fmt(row("blocking", "Pyro5 thread server").get("wall_s"), "{:.3f}")),
+        "| 200 busy connections: server CPU per call (vs Pyro5 multiplex) | %s; patched %s | %s | %s | %s |" % (
+            cpu200(servers[0]), cpu200(FANIN_PATCHED), cpu200(servers[1]), cpu200(servers[2]), cpu200(servers[3])),
+        "| 1,000 busy connections: calls/s (refused) | %s; patched %s | %s | %s | %s |" % (
+            fanin(servers[0], 1000), fanin(FANIN_PATCHED, 1000), fanin(servers[1], 1000), fanin(servers[2], 1000),
+            fanin(servers[3], 1000)),
+        "| I/O-bound: 1,000 × 50 ms sleeps at once, median wall time | %s |" % " | ".join(io(s) for s in servers),
+        "| bulk 10 MB echo, msgpack / serpent MB/s | %s |" % " | ".join(bulk(s) for s in servers),
+        "| idle connections: KB each (held of %s) | %s |" % (
+            _fmt(row("idle", servers[0]).get("connections")),
+            " | ".join("%s (%s)" % (_fmt(row("idle", s).get("kb_per_connection"), "{:.1f}"),
+                                    _fmt(row("idle", s).get("held"))) for s in servers)),
+        "| oneway calls/s processed (of %s) | %s |" % (
+            _fmt(row("oneway", servers[0]).get("sent")),
+            " | ".join(_fmt(row("oneway", s).get("calls_per_s")) for s in servers)),
+    ]
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit("use python -m benchmarks")

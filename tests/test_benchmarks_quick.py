@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from benchmarks import report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")
 NUMERIC = {
@@ -71,6 +73,8 @@ def test_quick_benchmark_run_produces_numbers(tmp_path):
         assert _is_number(target["measured"]), target
         assert isinstance(target["met"], bool), target
 
+    _check_publish(data, proc.stdout, tmp_path)
+
     png = tmp_path / "latest.png"
     if importlib.util.find_spec("matplotlib") is None:
         assert not png.exists()
@@ -104,3 +108,19 @@ def _check_blocking(rows):
         assert row["clients"] == 4 and row["wall_s"] > 0 and len(row["walls_ms"]) == row["reps"], row
     ratio = by_server["geopyro server (unpatched)"]["vs_pyro5"]
     assert _is_number(ratio) and ratio > 0
+
+
+def _check_publish(data, tables, tmp_path):
+    """publish() rewrites only the marked parts: RESULTS.md's tables and the README's summary."""
+    bench_dir = tmp_path / "repo" / "benchmarks"
+    bench_dir.mkdir(parents=True)
+    readme = tmp_path / "repo" / "README.md"
+    readme.write_text("# title\n\nbefore\n\n%s\nold summary\n%s\n\nafter\n" % (report.README_BEGIN, report.README_END))
+    report.publish(data, tables, None, str(bench_dir))
+    text = readme.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old summary" not in text and data["meta"]["date"] in text
+    assert text.count("\n| ") == 11, text  # header, rule and nine scenario rows
+    assert "None" not in text and "nan" not in text
+    results = (bench_dir / "RESULTS.md").read_text()
+    assert report.MARK_BEGIN in results and "### 2. Fan-in" in results
