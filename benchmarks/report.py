@@ -328,12 +328,17 @@ def plot(data, path):
              "1. latency: sequential calls/s (one client)", "calls/s")
     if "fanin" in sc:
         ax = axes[0][1]
-        for server in colors:
+        for server, color, style in [(s, c, "-") for s, c in colors.items()] + [
+                (FANIN_PATCHED, colors["geopyro greenlet"], "--")]:
             pts = sorted((r["connections"], r["calls_per_s"]) for r in sc["fanin"]["rows"]
                          if r.get("server") == server and "error" not in r)
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=server, color=colors[server])
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=server, color=color,
+                        linestyle=style)
         ax.set_xscale("log")
+        levels = sorted({r["connections"] for r in sc["fanin"]["rows"] if "connections" in r})
+        ax.set_xticks(levels, ["{:,}".format(n) for n in levels], minor=False)
+        ax.minorticks_off()
         ax.set_title("2. fan-in: aggregate calls/s vs connections", fontsize=10)
         ax.set_xlabel("concurrent connections")
         ax.set_ylabel("calls/s")
@@ -410,7 +415,7 @@ def _replace_block(path, begin, end, block, empty=""):
 
 def readme_summary(data):
     """The README's table: one line per scenario, from the same run as RESULTS.md."""
-    meta, sc = data["meta"], data["scenarios"]
+    meta = data["meta"]
     machine = meta["machine"]
     servers = ("geopyro greenlet", "geopyro multiplex", "Pyro5 thread", "Pyro5 multiplex")
 
