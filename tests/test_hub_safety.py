@@ -58,9 +58,9 @@ def compressed_message(msgtype, serializer_id, payload):
 
 
 def slow_serpent_call(items):
-    """An INVOKE payload with ``items`` small numbers in serpent's spaced form, which the fast reader
-    leaves to Python's parser (the costly one)."""
-    numbers = b", ".join([b"0"] * items)
+    """An INVOKE payload with ``items`` small numbers one per line (as serpent's indented form has them),
+    which the fast reader leaves to Python's parser (the costly one)."""
+    numbers = b",\n".join([b"0"] * items)
     return SERPENT_HEADER + b"('service', 'echo', [[" + numbers + b"]], {})"
 
 
