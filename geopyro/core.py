@@ -163,7 +163,7 @@ class _ExceptionWrapper:
 
 
 def _wrapper_to_dict(wrapper):
-    return {"__class__": "Pyro5.core._ExceptionWrapper",
+    return {"__class__": serializers.pyro_name("Pyro5.core._ExceptionWrapper"),
             "exception": serializers.SerializerBase.class_to_dict(wrapper.exception)}
 
 

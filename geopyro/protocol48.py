@@ -20,8 +20,10 @@ flags and serializer ids are not, and are mapped to their 502 meaning when
 read and back when written (``FLAGS_META_ON_CONNECT``, which 502 lacks, gets a
 bit 502 does not use); the ``CORR`` chunk becomes the message's ``corr_id``
 (and stays among the annotations, where Pyro4's server code sees it).
-Serializers Pyro4 has and 502 has not (pickle, dill, cloudpickle) keep ids
-that no 502 serializer uses, ``PYRO4_ONLY_SERIALIZER_BASE`` + their 48 id.
+Serializer ids become ``PYRO4_SERIALIZER_BASE`` + the 48 id: ids no 502 header
+can carry (its field has one byte), under which geopyro registers serializers
+that write Pyro's own objects in Pyro4's shapes (``serializers.py``). So a
+reply's serializer id alone says that it goes out in protocol 48.
 
 Every malformed input raises ProtocolError (or MessageTooLargeError) as soon
 as it can be detected; a wrong or one-sided HMAC raises SecurityError with
@@ -58,11 +60,9 @@ _FLAGS_TO_502 = {
 }
 _FLAGS_TO_48 = {ours: theirs for theirs, ours in _FLAGS_TO_502.items()}
 
-# serializer ids: 48's id -> geopyro's (502) id
+# serializer ids: 48's id w <-> geopyro's PYRO4_SERIALIZER_BASE + w
 SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "pickle", 5: "dill", 6: "msgpack", 7: "cloudpickle"}
-PYRO4_ONLY_SERIALIZER_BASE = 100
-_SERIALIZERS_TO_502 = {1: 1, 2: 3, 3: 2, 6: 4}
-_SERIALIZERS_TO_48 = {ours: theirs for theirs, ours in _SERIALIZERS_TO_502.items()}
+PYRO4_SERIALIZER_BASE = 256
 
 
 def version_of(data):
@@ -85,16 +85,20 @@ def _map_flags(flags, table):
     return mapped
 
 
-def serializer_id_to_502(wire_id):
-    return _SERIALIZERS_TO_502.get(wire_id, PYRO4_ONLY_SERIALIZER_BASE + wire_id)
+def serializer_id_from_48(wire_id):
+    """geopyro's id for the serializer a 48 message names."""
+    return PYRO4_SERIALIZER_BASE + wire_id
 
 
 def serializer_id_to_48(serializer_id):
-    if serializer_id in _SERIALIZERS_TO_48:
-        return _SERIALIZERS_TO_48[serializer_id]
-    if serializer_id > PYRO4_ONLY_SERIALIZER_BASE:
-        return serializer_id - PYRO4_ONLY_SERIALIZER_BASE
-    raise ProtocolError("serializer id %d has no Pyro4 equivalent" % serializer_id)
+    """The 48 id of one of geopyro's Pyro4 serializer ids."""
+    if PYRO4_SERIALIZER_BASE <= serializer_id <= PYRO4_SERIALIZER_BASE + 0xFFFF:
+        return serializer_id - PYRO4_SERIALIZER_BASE
+    raise ProtocolError("serializer id %d is not one of Pyro4's" % serializer_id)
+
+
+def is_pyro4_serializer(serializer_id):
+    return serializer_id >= PYRO4_SERIALIZER_BASE
 
 
 def checksum(msgtype, flags, seq, serializer_id, data_size, ann_size):
@@ -112,8 +116,9 @@ def message_hmac(key, data, annotations):
 
 def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=None, hmac_key=None,
            max_size=None):
-    """Return the bytes of one 48 message. ``flags`` and ``serializer_id`` are geopyro's (502) values;
-    ``corr_id`` (16 bytes) goes in a CORR chunk; with ``hmac_key`` an HMAC chunk is added last."""
+    """Return the bytes of one 48 message. ``flags`` are geopyro's (502) values, ``serializer_id`` one of
+    its Pyro4 ids; ``corr_id`` (16 bytes) goes in a CORR chunk; with ``hmac_key`` an HMAC chunk is added
+    last."""
     annotations = dict(annotations or {})
     annotations.pop("HMAC", None)
     if corr_id:
@@ -137,7 +142,7 @@ def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=N
     if max_size is not None and ann_size + len(data) > max_size:
         raise MessageTooLargeError("message too large (%d bytes, max=%d)" % (ann_size + len(data), max_size))
     wire_flags = _map_flags(flags, _FLAGS_TO_48)
-    wire_serializer = serializer_id_to_48(serializer_id) if serializer_id else 0
+    wire_serializer = serializer_id_to_48(serializer_id)
     seq &= 0xFFFF
     header = HEADER.pack(_TAG, PROTOCOL_VERSION, msgtype, wire_flags, seq, len(data), wire_serializer, ann_size, 0,
                          checksum(msgtype, wire_flags, seq, wire_serializer, len(data), ann_size))
@@ -231,7 +236,7 @@ class MessageReader48:
             mapped_flags |= protocol.FLAGS_CORR_ID
         else:
             corr_id = protocol.EMPTY_CORR_ID
-        return protocol.Message(msgtype, mapped_flags, seq, serializer_id_to_502(serializer_id), data, annotations,
+        return protocol.Message(msgtype, mapped_flags, seq, serializer_id_from_48(serializer_id), data, annotations,
                                 corr_id)
 
     def _check_hmac(self, data, annotations):

@@ -23,13 +23,14 @@ import marshal
 import numbers
 import re
 import struct
+import threading
 import types
 import uuid
 
 import msgpack
 import serpent
 
-from . import config, errors, serpent_fastpath, serpent_steps
+from . import config, errors, protocol48, serpent_fastpath, serpent_steps
 
 __all__ = ["SerializerBase", "SerpentSerializer", "MarshalSerializer", "JsonSerializer", "MsgpackSerializer",
            "serializers", "serializers_by_id", "get_serializer", "get_serializer_by_id"]
@@ -57,14 +58,45 @@ _dict_to_class_registry = {}
 
 
 def wire_name(obj):
-    """The class name an object travels under (Pyro5's names for geopyro's own classes)."""
+    """The class name an object travels under (Pyro5's names for geopyro's own classes; Pyro4's while a
+    Pyro4 serializer writes)."""
     cls = type(obj)
     name = _wire_names.get(cls)
     if name:
-        return name
+        return pyro_name(name)
     if isinstance(obj, errors.PyroError) and cls.__module__ == errors.__name__:
-        return "Pyro5.errors." + cls.__name__
+        return pyro_name("Pyro5.errors." + cls.__name__)
     return "%s.%s" % (cls.__module__, cls.__name__)
+
+
+# Pyro4 clients (protocol 48) know Pyro's own objects under other names, the Proxy with a longer state
+_PYRO4_NAMES = {"Pyro5.core.URI": "Pyro4.core.URI", "Pyro5.client.Proxy": "Pyro4.core.Proxy",
+                "Pyro5.core._ExceptionWrapper": "Pyro4.futures._ExceptionWrapper"}
+_PYRO5_NAMES = {pyro4: pyro5 for pyro5, pyro4 in _PYRO4_NAMES.items()}
+_writing = threading.local()  # .pyro4: a Pyro4 serializer is writing in this thread (no switch can come between)
+
+
+def pyro_name(name):
+    """A Pyro5 class name as the serializer writing now must write it."""
+    if not getattr(_writing, "pyro4", False):
+        return name
+    if name.startswith("Pyro5.errors."):
+        return "Pyro4.errors." + name[len("Pyro5.errors."):]
+    return _PYRO4_NAMES.get(name, name)
+
+
+def _from_pyro4(data, classname):
+    """A Pyro4 class dict as the Pyro5 one it stands for (None if it stands for none)."""
+    if classname.startswith("Pyro4.errors."):
+        return dict(data, __class__="Pyro5.errors." + classname[len("Pyro4.errors."):])
+    pyro5 = _PYRO5_NAMES.get(classname)
+    if pyro5 is None:
+        return None
+    data = dict(data, __class__=pyro5)
+    if classname == "Pyro4.core.Proxy":  # (uri, oneway, methods, attrs, timeout, hmac, handshake, retries, serializer)
+        state = data["state"]
+        data["state"] = (state[0], state[1], state[2], state[3], state[6], state[8])
+    return data
 
 
 def register_wire_class(cls, name):
@@ -74,7 +106,11 @@ def register_wire_class(cls, name):
 
 
 def _pyro_object_to_dict(obj):
-    return {"__class__": wire_name(obj), "state": obj.__getstate__()}
+    name, state = wire_name(obj), obj.__getstate__()
+    if name == "Pyro4.core.Proxy":  # Pyro4's state also has the timeout, an HMAC key and the retries
+        uri, oneway, methods, attrs, handshake, serializer = state
+        state = (uri, oneway, methods, attrs, obj._pyroTimeout, None, handshake, obj._pyroMaxRetries, serializer)
+    return {"__class__": name, "state": state}
 
 
 def _exception_to_dict(exc):
@@ -170,6 +206,10 @@ class SerializerBase:
         if "__" in classname:
             raise errors.SecurityError("refused to deserialize types with double underscores in their name: "
                                        + classname)
+        if classname.startswith("Pyro4."):
+            pyro5 = _from_pyro4(data, classname)
+            if pyro5 is not None:
+                return cls.dict_to_class(pyro5)
         target = _PYRO_WIRE_CLASSES.get(classname)
         if target is not None:
             clazz = getattr(importlib.import_module(target[0]), target[1])
@@ -723,6 +763,36 @@ serializers = {s.name: s for s in (SerpentSerializer(), MarshalSerializer(), Jso
 serializers_by_id = {s.serializer_id: s for s in serializers.values()}
 
 
+class _WritesPyro4Shapes:
+    """Mixin for the serializers of Pyro4 clients: Pyro's own objects go out under Pyro4's names and shapes."""
+
+    def dumps(self, data):
+        _writing.pyro4 = True
+        try:
+            return super().dumps(data)
+        finally:
+            _writing.pyro4 = False
+
+    def dumpsCall(self, obj, method, vargs, kwargs):
+        _writing.pyro4 = True
+        try:
+            return super().dumpsCall(obj, method, vargs, kwargs)
+        finally:
+            _writing.pyro4 = False
+
+
+def _pyro4_serializer(base, wire_id):
+    cls = type("Pyro4" + type(base).__name__, (_WritesPyro4Shapes, type(base)),
+               {"serializer_id": protocol48.serializer_id_from_48(wire_id), "__module__": __name__})
+    return cls()
+
+
+# protocol 48's serpent, json, marshal and msgpack, under ids no 502 header can carry (see protocol48)
+pyro4_serializers_by_id = {s.serializer_id: s for s in (
+    _pyro4_serializer(serializers[name], wire_id) for wire_id, name in protocol48.SERIALIZER_NAMES.items()
+    if name in serializers)}
+
+
 class _UnknownSerializer(errors.SerializeError, KeyError):
     """No serializer of that name: a SerializeError, and the KeyError Pyro5's serializer table raises."""
 
@@ -743,6 +813,8 @@ def get_serializer_by_id(serializer_id):
     try:
         return serializers_by_id[serializer_id]
     except KeyError:
+        if serializer_id in pyro4_serializers_by_id:
+            return pyro4_serializers_by_id[serializer_id]
         raise errors.SerializeError("unknown serializer id %d (known: %s)"
                                     % (serializer_id, ", ".join(str(i) for i in sorted(serializers_by_id)))) \
             from None

@@ -22,7 +22,7 @@ import gevent
 import gevent.lock
 import gevent.monkey
 
-from . import blockwatch, config, core, errors, protocol, serializers, socketutil
+from . import blockwatch, config, core, errors, protocol, protocol48, serializers, socketutil
 from . import execution as _execution
 from .callcontext import current_context
 from .client import Proxy, SerializedBlob
@@ -68,8 +68,9 @@ class DaemonObject:
             len(self.daemon.objectsById), self.daemon.transportServer)
 
     @cooperative
-    def get_metadata(self, objectId):
-        """Exposed methods, oneway methods and attributes of a registered object."""
+    def get_metadata(self, objectId, as_lists=False):
+        """Exposed methods, oneway methods and attributes of a registered object (``as_lists``: lists instead of
+        sets, for Pyro4's serializers that have no sets)."""
         obj = _unpack_weakref(self.daemon.objectsById.get(objectId))
         if obj is None:
             log.debug("metadata asked for unknown object %r", objectId)
@@ -78,6 +79,8 @@ class DaemonObject:
         if not metadata["methods"] and not metadata["attrs"]:
             warnings.warn("Class %r doesn't expose any methods or attributes. Did you forget setting @expose on them?"
                           % (obj,))
+        if as_lists:
+            metadata = {key: sorted(value) for key, value in metadata.items()}
         return metadata
 
     def get_next_stream_item(self, streamId):
@@ -404,6 +407,15 @@ class Daemon:
         """Override to add annotations (dict of 4-letter id -> bytes) to every response."""
         return {}
 
+    @property
+    def _pyroHmacKey(self):
+        """(Pyro4's name) The key Pyro4 clients must sign their messages with (bytes; None: no signing)."""
+        return self.__dict__.get("_hmac_key")
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, value):
+        self.__dict__["_hmac_key"] = value.encode("utf-8") if isinstance(value, str) else value
+
     # --- registry ---
 
     def register(self, obj_or_class, objectId=None, force=False, weak=False):
@@ -523,7 +535,18 @@ class Daemon:
         except errors.ConnectionClosedError:
             log.debug("handshake failed, connection closed early")
             return False
+        except errors.SecurityError as exc:
+            self._refuse_unsigned_connect(conn, exc)
+            return False
         return self._handshake_reply(conn, msg, denied_reason)
+
+    def _refuse_unsigned_connect(self, conn, exc):
+        """Answer a CONNECT whose HMAC was wrong or missing (only protocol 48 signs messages) as Pyro4 does: a
+        CONNECTFAIL saying why, signed with our key."""
+        log.warning("Pyro4 client refused: %s", exc)
+        marshal_id = protocol48.serializer_id_from_48(3)
+        self._send(conn, self._encode(protocol.MSG_CONNECTFAIL, 0, 0, marshal_id,
+                                      serializers.get_serializer_by_id(marshal_id).dumps(str(exc))))
 
     def _handshake_reply(self, conn, msg, denied_reason=None):
         if self._calls.uses_threads and self._hooks_overridden("validateHandshake", "annotations"):
@@ -534,7 +557,7 @@ class Daemon:
         return accepted
 
     def _handshake_outcome(self, conn, msg, denied_reason):
-        serializer_id = msg.serializer_id
+        serializer_id, flags = msg.serializer_id, 0
         current_context.correlation_id = msg.corr_id if msg.flags & protocol.FLAGS_CORR_ID \
             else _new_correlation_id()
         try:
@@ -542,26 +565,30 @@ class Daemon:
                 raise errors.CommunicationError(denied_reason)
             serializer = serializers.get_serializer_by_id(serializer_id)
             data = self._decoded(msg)
-            if not isinstance(data, dict) or "handshake" not in data or "object" not in data:
+            pyro4 = protocol48.is_pyro4_serializer(serializer_id)  # (a Pyro4 client sends "object" only for metadata)
+            if not isinstance(data, dict) or "handshake" not in data or "object" not in data and not pyro4:
                 raise errors.ProtocolError("invalid handshake data")
             current_context.client = conn
             current_context.annotations = msg.annotations
-            response = {
-                "handshake": self.validateHandshake(conn, data["handshake"]),
-                "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"]),
-            }
+            response = self.validateHandshake(conn, data["handshake"])
+            if not pyro4:
+                response = {"handshake": response,
+                            "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"])}
+            elif msg.flags & protocol48.FLAGS_META_ON_CONNECT:
+                response = {"handshake": response,
+                            "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"], as_lists=True)}
+                flags = protocol48.FLAGS_META_ON_CONNECT
             payload = serializer.dumps(response)
             msgtype = protocol.MSG_CONNECTOK
         except Exception as exc:
             log.debug("handshake failed: %s", exc)
-            if serializer_id not in serializers.serializers_by_id:
-                serializer_id = serializers.SerpentSerializer.serializer_id
-            payload = serializers.serializers_by_id[serializer_id].dumps(str(exc))
-            msgtype = protocol.MSG_CONNECTFAIL
+            serializer_id = _known_serializer_id(serializer_id)
+            payload = serializers.get_serializer_by_id(serializer_id).dumps(str(exc))
+            msgtype, flags = protocol.MSG_CONNECTFAIL, 0
         finally:
             if _execution.in_pool_thread():
                 current_context.reset()
-        return msgtype == protocol.MSG_CONNECTOK, self._encode(msgtype, 0, msg.seq, serializer_id, payload)
+        return msgtype == protocol.MSG_CONNECTOK, self._encode(msgtype, flags, msg.seq, serializer_id, payload)
 
     def _hooks_overridden(self, *names):
         """True if a subclass replaced one of these Daemon hooks (then they are user code, maybe blocking),
@@ -593,6 +620,9 @@ class Daemon:
             if extra_annotations:
                 annotations.update(extra_annotations)
         settings = self._settings
+        if serializer_id > 255:  # a Pyro4 client's (see protocol48); Pyro4 answers carry no correlation id
+            return protocol48.encode(msgtype, flags, seq, serializer_id, payload, annotations, None,
+                                     self._pyroHmacKey, settings.MAX_MESSAGE_SIZE)
         return protocol.encode(msgtype, flags, seq, serializer_id, payload, annotations,
                                current_context.correlation_bytes(), settings.COMPRESSION, settings.MAX_MESSAGE_SIZE,
                                join=False)
@@ -906,9 +936,8 @@ class Daemon:
 
     def _exception_reply(self, seq, serializer_id, exc, traceback_lines, flags=0, extra_annotations=None):
         exc._pyroTraceback = traceback_lines
-        if serializer_id not in serializers.serializers_by_id:
-            serializer_id = serializers.SerpentSerializer.serializer_id  # the client's id is unknown to us
-        serializer = serializers.serializers_by_id[serializer_id]
+        serializer_id = _known_serializer_id(serializer_id)
+        serializer = serializers.get_serializer_by_id(serializer_id)
         try:
             payload = serializer.dumps(exc)
         except Exception as dump_error:
@@ -992,6 +1021,17 @@ class Daemon:
     def _housekeep(self):
         self._streams.expire()
         self.housekeeping()
+
+
+def _known_serializer_id(serializer_id):
+    """``serializer_id`` if geopyro has that serializer, else serpent's (of the client's protocol)."""
+    try:
+        serializers.get_serializer_by_id(serializer_id)
+        return serializer_id
+    except errors.SerializeError:
+        if protocol48.is_pyro4_serializer(serializer_id):
+            return protocol48.serializer_id_from_48(1)
+        return serializers.SerpentSerializer.serializer_id
 
 
 def _set_context(conn, call):

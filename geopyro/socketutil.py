@@ -22,7 +22,7 @@ import gevent.socket as gsocket
 import gevent.ssl as gssl
 from gevent.hub import get_hub
 
-from . import config, program, protocol
+from . import config, program, protocol, protocol48
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 
 log = logging.getLogger("geopyro.socketutil")
@@ -535,6 +535,11 @@ class SocketConnection:
         global one), and bodies that are more than a little compressed are left for the daemon to inflate."""
         self._reader = protocol.MessageReader(max_size, protocol.INFLATE_AS_READ)
 
+    def accept_pyro4(self, hmac_key=None):
+        """(a server's connection) Also serve a client that speaks Pyro4's protocol 48: the first six bytes
+        decide. ``hmac_key``: the key its messages must be signed with (None: they must not be)."""
+        self._reader = _VersionSniffer(self, self._reader, hmac_key)
+
     # --- lifecycle and information ---
 
     def close(self):
@@ -675,3 +680,51 @@ def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", ca
     if clientcert:
         context.load_cert_chain(clientcert, clientkey or None, keypassword or None)
     return context
+
+
+class _VersionSniffer:
+    """A server connection's reader until the client's first bytes say which protocol it speaks (48 or 502);
+    then the connection gets that protocol's reader instead, and this one only hands on."""
+
+    __slots__ = ("_conn", "_reader502", "_hmac_key", "_start", "_reader")
+
+    def __init__(self, conn, reader502, hmac_key):
+        self._conn = conn
+        self._reader502 = reader502
+        self._hmac_key = hmac_key
+        self._start = bytearray()
+        self._reader = None
+
+    @property
+    def max_size(self):
+        return self._reader502.max_size
+
+    def feed(self, data):
+        if self._reader is not None:
+            self._reader.feed(data)
+            return
+        self._start += data
+        version = protocol48.version_of(self._start)
+        if version is None:
+            return
+        if version == protocol48.PROTOCOL_VERSION:
+            self._reader = protocol48.MessageReader48(self._reader502.max_size, self._hmac_key)
+        else:
+            self._reader = self._reader502
+        self._reader.feed(self._start)
+        self._start = None
+        self._conn._reader = self._reader
+
+    def next_message(self):
+        return None if self._reader is None else self._reader.next_message()
+
+    @property
+    def in_message(self):
+        return bool(self._start) if self._reader is None else self._reader.in_message
+
+    @property
+    def buffered(self):
+        return len(self._start) if self._reader is None else self._reader.buffered
+
+    def bytes_needed(self):
+        return protocol.HEADER_SIZE - len(self._start) if self._reader is None else self._reader.bytes_needed()

@@ -14,6 +14,7 @@ Pyro4_message = pytest.importorskip("Pyro4.message", reason="Pyro4 is the peer t
 Pyro4_errors = pytest.importorskip("Pyro4.errors")
 
 MAX = 64 * 1024
+BASE = protocol48.PYRO4_SERIALIZER_BASE
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -56,22 +57,23 @@ def test_reads_what_pyro4_writes(chunk):
     found, reader = read_all(b"".join(wires), chunk=chunk)
     assert reader.buffered == 0 and not reader.in_message
     invoke, connect, ping = found
-    assert (invoke.type, invoke.seq, invoke.serializer_id, invoke.data) == (protocol.MSG_INVOKE, 7, 1, b"payload")
+    assert (invoke.type, invoke.seq, invoke.data) == (protocol.MSG_INVOKE, 7, b"payload")
+    assert invoke.serializer_id == BASE + 1
     assert invoke.flags == protocol.FLAGS_ONEWAY | protocol.FLAGS_CORR_ID
     assert invoke.corr_id == corr and invoke.annotations == {"CORR": corr, "XTRA": b"x" * 300}
     assert connect.flags == protocol48.FLAGS_META_ON_CONNECT and connect.seq == 0xFFFF
-    assert connect.serializer_id == 3  # Pyro4's json (2) is 502's json (3)
+    assert connect.serializer_id == BASE + 2
     assert connect.corr_id == protocol.EMPTY_CORR_ID
-    assert ping.serializer_id == 4 and ping.type == protocol.MSG_PING  # msgpack: 6 in Pyro4, 4 in 502
+    assert ping.serializer_id == BASE + 6 and ping.type == protocol.MSG_PING
 
 
 def test_pyro4_reads_what_we_write():
     corr = uuid.uuid4().bytes
     wire = protocol48.encode(protocol.MSG_RESULT, protocol.FLAGS_EXCEPTION | protocol.FLAGS_ITEMSTREAMRESULT, 0x1234,
-                             2, b"result", {"STRM": b"stream-id"}, corr)
+                             BASE + 3, b"result", {"STRM": b"stream-id"}, corr)
     msg = Pyro4_message.Message.recv(_Wire(wire), [Pyro4_message.MSG_RESULT])
     assert msg.flags == Pyro4_message.FLAGS_EXCEPTION | Pyro4_message.FLAGS_ITEMSTREAMRESULT
-    assert (msg.seq, msg.serializer_id, msg.data) == (0x1234, 3, b"result")  # 502's marshal (2) is Pyro4's 3
+    assert (msg.seq, msg.serializer_id, msg.data) == (0x1234, 3, b"result")
     assert msg.annotations == {"STRM": b"stream-id", "CORR": corr}
 
 
@@ -82,17 +84,15 @@ def test_every_flag_means_the_same_both_ways(flag):
     assert protocol48.encode(msg.type, msg.flags, msg.seq, msg.serializer_id, msg.data) == wire
 
 
-def test_serializer_ids_map_both_ways():
-    for wire_id, name in protocol48.SERIALIZER_NAMES.items():
-        ours = protocol48.serializer_id_to_502(wire_id)
+def test_serializer_ids_map_to_ids_no_502_header_can_carry():
+    for wire_id in protocol48.SERIALIZER_NAMES:
+        ours = protocol48.serializer_id_from_48(wire_id)
+        assert ours > 255 and protocol48.is_pyro4_serializer(ours)
         assert protocol48.serializer_id_to_48(ours) == wire_id
-        if name in ("serpent", "json", "marshal", "msgpack"):
-            from geopyro import serializers
-            assert serializers.get_serializer_by_id(ours).name == name
-        else:
-            assert ours > protocol48.PYRO4_ONLY_SERIALIZER_BASE  # no 502 serializer takes it
-    with pytest.raises(ProtocolError):
-        protocol48.serializer_id_to_48(42)
+    for not_pyro4 in (1, 4, 255):
+        assert not protocol48.is_pyro4_serializer(not_pyro4)
+        with pytest.raises(ProtocolError):
+            protocol48.serializer_id_to_48(not_pyro4)
 
 
 def test_hmac_both_ways():
@@ -101,7 +101,7 @@ def test_hmac_both_ways():
                                  hmac_key=key).to_bytes()
     [msg], _ = read_all(wire, hmac_key=key)
     assert msg.data == b"data" and "HMAC" in msg.annotations
-    ours = protocol48.encode(protocol.MSG_RESULT, 0, 3, 1, b"answer", {"ABCD": b"1"}, hmac_key=key)
+    ours = protocol48.encode(protocol.MSG_RESULT, 0, 3, BASE + 1, b"answer", {"ABCD": b"1"}, hmac_key=key)
     assert Pyro4_message.Message.recv(_Wire(ours), hmac_key=key).data == b"answer"
     with pytest.raises(Pyro4_errors.SecurityError, match="hmac mismatch"):
         Pyro4_message.Message.recv(_Wire(ours), hmac_key=b"other key")
@@ -119,7 +119,7 @@ def test_wrong_or_one_sided_hmac_is_refused_with_pyro4s_error(sender_key, reader
 
 
 def test_a_tampered_payload_fails_the_hmac():
-    wire = bytearray(protocol48.encode(protocol.MSG_INVOKE, 0, 1, 1, b"pay me 10", hmac_key=b"k"))
+    wire = bytearray(protocol48.encode(protocol.MSG_INVOKE, 0, 1, BASE + 1, b"pay me 10", hmac_key=b"k"))
     wire[-2:] = b"99"
     with pytest.raises(SecurityError, match="hmac mismatch"):
         read_all(bytes(wire), hmac_key=b"k")
@@ -154,7 +154,7 @@ def test_a_declared_size_is_refused_before_the_body_comes():
 
 
 def test_version_of_tells_the_protocols_apart():
-    assert protocol48.version_of(protocol48.encode(protocol.MSG_PING, 0, 0, 1, b"")) == 48
+    assert protocol48.version_of(protocol48.encode(protocol.MSG_PING, 0, 0, BASE + 1, b"")) == 48
     assert protocol48.version_of(protocol.encode(protocol.MSG_PING, 0, 0, 1, b"")) == 502
     assert protocol48.version_of(b"PYR") is None
     for junk in (b"GET / HTTP/1.1", b"PYRO\x00\x07", b"xx"):
@@ -164,11 +164,11 @@ def test_version_of_tells_the_protocols_apart():
 
 def test_encode_refuses_what_protocol_48_cannot_carry():
     with pytest.raises(ProtocolError, match="too long for protocol 48"):
-        protocol48.encode(protocol.MSG_RESULT, 0, 0, 1, b"", {"BIGA": b"x" * 70000})
+        protocol48.encode(protocol.MSG_RESULT, 0, 0, BASE + 1, b"", {"BIGA": b"x" * 70000})
     with pytest.raises(ProtocolError, match="4 ASCII"):
-        protocol48.encode(protocol.MSG_RESULT, 0, 0, 1, b"", {"TOOLONG": b""})
+        protocol48.encode(protocol.MSG_RESULT, 0, 0, BASE + 1, b"", {"TOOLONG": b""})
     with pytest.raises(MessageTooLargeError):
-        protocol48.encode(protocol.MSG_RESULT, 0, 0, 1, b"x" * 100, max_size=50)
+        protocol48.encode(protocol.MSG_RESULT, 0, 0, BASE + 1, b"x" * 100, max_size=50)
 
 
 # ---------------------------------------------------------------- fuzzing, as for protocol 502
@@ -179,7 +179,7 @@ messages = st.builds(
     st.sampled_from(sorted(protocol.MESSAGE_TYPES)),
     st.sampled_from([0] + sorted(protocol48._FLAGS_TO_48)),
     st.integers(0, 0xFFFF),
-    st.sampled_from([1, 2, 3, 4, 104]),
+    st.sampled_from([BASE + wire_id for wire_id in protocol48.SERIALIZER_NAMES]),
     st.binary(max_size=300),
     st.dictionaries(annotation_ids.filter(lambda k: k not in ("HMAC", "CORR")), st.binary(max_size=40), max_size=3),
     st.one_of(st.none(), st.binary(min_size=16, max_size=16)),
@@ -222,7 +222,7 @@ def test_valid_messages_survive_any_chunking_and_pyro4_agrees(wire_and_key, chun
     assert reader.buffered == 0
     theirs = Pyro4_message.Message.recv(_Wire(wire), hmac_key=key)
     assert (theirs.type, theirs.seq, theirs.data) == (msg.type, msg.seq, msg.data)
-    assert protocol48.serializer_id_to_502(theirs.serializer_id) == msg.serializer_id
+    assert protocol48.serializer_id_from_48(theirs.serializer_id) == msg.serializer_id
     assert theirs.annotations == msg.annotations
 
 

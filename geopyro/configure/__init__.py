@@ -71,6 +71,9 @@ _DEFAULTS = {
     "CALL_EXECUTION": ("auto", (str,)),
     # geopyro only: warn when an inline call blocks the event loop longer than this (seconds; 0 = off).
     "BLOCKING_WARNING": (0.1, (float,)),
+    # geopyro only: a daemon also serves Pyro4 clients (protocol 48) on its port; off until the Pyro4 work
+    # ([Pyro4] in the project's issues) is complete.
+    "ACCEPT_PYRO4": (False, (bool,)),
 }
 
 _TRUE = ("1", "yes", "on", "true")

@@ -81,6 +81,8 @@ class GreenletServer:
         conn = socketutil.SocketConnection(sock)
         conn._peer = address
         conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
+        if self.settings.ACCEPT_PYRO4:
+            conn.accept_pyro4(self.daemon._pyroHmacKey)
         limit = self.settings.MAX_CONNECTIONS
         if limit and len(self._connections) >= limit:
             common.deny_connection(self.daemon, conn, "server is at its connection limit (%d), try again later"

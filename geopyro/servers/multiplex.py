@@ -419,6 +419,8 @@ class MultiplexServer:
         conn = _BufferedConnection(sock)
         conn._peer = address
         conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
+        if self.settings.ACCEPT_PYRO4:
+            conn.accept_pyro4(self.daemon._pyroHmacKey)
         limit = self.settings.MAX_CONNECTIONS
         client = _Client(conn)
         if limit and len(self._clients) >= limit:
@@ -477,6 +479,12 @@ class MultiplexServer:
             self._drop(client)
         except errors.CommunicationError as exc:
             log.warning("dropping connection %s: %s", conn, exc)
+            self._drop(client)
+        except errors.SecurityError as exc:  # a Pyro4 client's HMAC was wrong or missing
+            if client.handshaken is False:
+                self.daemon._refuse_unsigned_connect(conn, exc)
+            else:
+                log.warning("dropping connection %s after a security error: %s", conn, exc)
             self._drop(client)
         except SystemExit as exc:
             log.warning("dropping connection %s: a method raised SystemExit(%s)", conn, exc)

@@ -1,0 +1,192 @@
+"""Unmodified Pyro4 4.82 clients call a geopyro daemon (ACCEPT_PYRO4 on), beside Pyro5 clients on the same port.
+
+The daemon runs in a subprocess (``SERVER_SCRIPT``); Pyro4's and Pyro5's proxies run in this test process.
+"""
+
+import subprocess
+import sys
+import time
+
+import Pyro4
+import Pyro4.errors
+import Pyro4.message
+import pytest
+
+import Pyro5.api
+import Pyro5.errors
+from support import child_env, first_line
+
+SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]
+STARTUP_DEADLINE = 30.0
+
+SERVER_SCRIPT = r'''
+import sys
+
+import geopyro.api as api
+from geopyro import errors
+
+servertype, accept, hmac_key = sys.argv[1], sys.argv[2] == "on", sys.argv[3]
+api.config.SERVERTYPE = servertype
+api.config.ACCEPT_PYRO4 = accept
+
+
+@api.expose
+class Service:
+    def echo(self, value):
+        return value
+
+    def fail(self, message):
+        raise ValueError(message)
+
+    def fail_naming(self, name):
+        raise errors.NamingError("unknown name: %s" % name)
+
+    def location(self):
+        return api.URI("PYRO:elsewhere@localhost:4321")
+
+    def describe(self, proxy):
+        return [type(proxy).__module__, type(proxy).__name__, str(proxy._pyroUri)]
+
+    def protocol_of_caller(self):
+        return api.current_context.serializer_id
+
+    @api.oneway
+    def record(self, item):
+        self.recorded = item
+
+    def last_recorded(self):
+        return getattr(self, "recorded", None)
+
+    @property
+    def size(self):
+        return 42
+
+
+daemon = api.Daemon(host="127.0.0.1")
+if hmac_key:
+    daemon._pyroHmacKey = hmac_key
+print(daemon.register(Service(), "service"), flush=True)
+daemon.requestLoop()
+'''
+
+
+@pytest.fixture
+def start_server():
+    procs = []
+
+    def start(servertype="greenlet", accept=True, hmac_key=""):
+        proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, servertype, "on" if accept else "off",
+                                 hmac_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=child_env())
+        procs.append(proc)
+        return first_line(proc, time.monotonic() + STARTUP_DEADLINE, "the geopyro server")
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def pyro4_serializer():
+    """Set Pyro4's client serializer for one test (Pyro4's config is global)."""
+    saved = Pyro4.config.SERIALIZER
+
+    def use(name):
+        Pyro4.config.SERIALIZER = name
+
+    yield use
+    Pyro4.config.SERIALIZER = saved
+
+
+@pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+def test_a_pyro4_client_calls_a_geopyro_daemon(start_server, pyro4_serializer, servertype, serializer):
+    pyro4_serializer(serializer)
+    uri = start_server(servertype)
+    with Pyro4.Proxy(uri) as proxy:
+        assert proxy.echo([1, "two", 3.5, {"k": None}]) == [1, "two", 3.5, {"k": None}]
+        assert {"echo", "fail", "record"} <= proxy._pyroMethods  # metadata came with the handshake
+        assert "record" in proxy._pyroOneway and "size" in proxy._pyroAttrs
+        with pytest.raises(ValueError, match="bad value"):
+            proxy.fail("bad value")
+        with pytest.raises(Pyro4.errors.NamingError, match="unknown name: x"):
+            proxy.fail_naming("x")  # Pyro's own errors arrive as Pyro4's classes
+        location = proxy.location()
+        assert isinstance(location, Pyro4.core.URI) and str(location) == "PYRO:elsewhere@localhost:4321"
+        proxy.record("fired")
+        assert proxy.last_recorded() == "fired"  # (the oneway call ran before this one on the same connection)
+        if serializer != "marshal":  # Pyro4's own marshal client cannot send the kwargs=None of attribute access
+            assert proxy.size == 42
+        proxy._pyroBind()
+        Pyro4.message.Message.ping(proxy._pyroConnection)
+
+
+def test_a_pyro4_proxy_passed_in_arrives_as_a_geopyro_proxy(start_server):
+    uri = start_server()
+    with Pyro4.Proxy(uri) as proxy:
+        assert proxy.describe(Pyro4.Proxy("PYRO:callback@localhost:1234")) == \
+            ["geopyro.client", "Proxy", "PYRO:callback@localhost:1234"]
+
+
+def test_pyro4_and_pyro5_clients_share_one_port(start_server):
+    uri = start_server()
+    with Pyro4.Proxy(uri) as old, Pyro5.api.Proxy(uri) as new:
+        for round_ in range(20):
+            assert old.echo(round_) == round_
+            assert new.echo(-round_) == -round_
+        assert old.protocol_of_caller() > 255  # served in protocol 48 (see geopyro.protocol48)
+        assert new.protocol_of_caller() == 1
+        with pytest.raises(Pyro5.errors.NamingError):
+            new.fail_naming("x")  # and Pyro5's client still gets Pyro5's classes
+
+
+@pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
+def test_hmac_is_required_and_checked_as_pyro4_does(start_server, servertype):
+    uri = start_server(servertype, hmac_key="sesame")
+    with Pyro4.Proxy(uri) as proxy:
+        proxy._pyroHmacKey = b"sesame"
+        assert proxy.echo("signed") == "signed"
+    for key, error in [(b"wrong", "message hmac mismatch"), (None, "hmac key config not symmetric")]:
+        with Pyro4.Proxy(uri) as proxy:
+            proxy._pyroHmacKey = key
+            with pytest.raises(Pyro4.errors.CommunicationError, match=error):
+                proxy.echo("refused")
+    with Pyro5.api.Proxy(uri) as proxy:
+        assert proxy.echo("502 has no HMAC") == "502 has no HMAC"
+
+
+def test_a_client_key_that_the_daemon_does_not_have_is_refused(start_server):
+    uri = start_server()
+    with Pyro4.Proxy(uri) as proxy:
+        proxy._pyroHmacKey = b"sesame"
+        with pytest.raises(Pyro4.errors.CommunicationError, match="hmac key config not symmetric"):
+            proxy.echo("refused")
+
+
+def test_protocol_48_is_refused_unless_accepted(start_server):
+    uri = start_server(accept=False)
+    with Pyro4.Proxy(uri) as proxy:
+        with pytest.raises(Pyro4.errors.CommunicationError):
+            proxy.echo("no")
+    with Pyro5.api.Proxy(uri) as proxy:
+        assert proxy.echo("yes") == "yes"
+
+
+@pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
+def test_a_broken_protocol_48_client_loses_only_its_own_connection(start_server, servertype):
+    import socket
+    import struct
+
+    uri = Pyro5.api.URI(start_server(servertype))
+    bad_checksum = struct.pack("!4sHHHHiHHHH", b"PYRO", 48, 1, 0, 0, 10, 1, 0, 0, 12345) + b"x" * 10
+    with Pyro5.api.Proxy(uri) as bystander, Pyro4.Proxy(str(uri)) as pyro4_bystander:
+        assert bystander.echo(1) == 1 and pyro4_bystander.echo(1) == 1
+        for junk in (bad_checksum, b"PYRO\x00\x30" + b"\xff" * 30):
+            with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
+                sock.sendall(junk)
+                try:
+                    assert sock.recv(100) == b""  # closed, nothing answered
+                except ConnectionResetError:
+                    pass  # (closed before it read all of the junk)
+        assert bystander.echo(2) == 2 and pyro4_bystander.echo(2) == 2
