@@ -190,3 +190,40 @@ def test_a_broken_protocol_48_client_loses_only_its_own_connection(start_server,
                 except ConnectionResetError:
                     pass  # (closed before it read all of the junk)
         assert bystander.echo(2) == 2 and pyro4_bystander.echo(2) == 2
+
+
+@pytest.fixture
+def name_server():
+    """geopyro's name server in a child process, serving Pyro4 clients too."""
+    import re
+
+    proc = subprocess.Popen([sys.executable, "-m", "geopyro.nameserver", "-n", "127.0.0.1", "-p", "0", "-x"],
+                            env=child_env(PYRO_ACCEPT_PYRO4="true"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while True:
+            line = first_line(proc, deadline, "the name server")
+            match = re.search(r"URI = (\S+)", line)
+            if match:
+                break
+        yield Pyro5.api.URI(match.group(1))
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_pyro4_clients_use_geopyros_name_server(name_server):
+    ns4 = Pyro4.locateNS(name_server.host, name_server.port)
+    ns4.register("old.service", "PYRO:old@127.0.0.1:5555", metadata={"from:pyro4"})
+    uri, metadata = ns4.lookup("old.service", return_metadata=True)
+    assert isinstance(uri, Pyro4.core.URI) and str(uri) == "PYRO:old@127.0.0.1:5555" and metadata == {"from:pyro4"}
+    with Pyro5.api.Proxy(name_server) as ns5:  # a Pyro5 client sees what a Pyro4 client registered, and back
+        assert str(ns5.lookup("old.service")) == "PYRO:old@127.0.0.1:5555"
+        ns5.register("new.service", "PYRO:new@127.0.0.1:6666", metadata={"from:pyro5"})
+    assert ns4.list(prefix="new.") == {"new.service": "PYRO:new@127.0.0.1:6666"}
+    assert ns4.yplookup(meta_any={"from:pyro5"}) == {"new.service": ("PYRO:new@127.0.0.1:6666", {"from:pyro5"})}
+    with pytest.raises(Pyro4.errors.NamingError, match="unknown name"):
+        ns4.lookup("missing")
+    assert ns4.remove(prefix="old.") == 1
+    ns4._pyroRelease()
