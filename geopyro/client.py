@@ -26,7 +26,7 @@ import gevent.lock
 import gevent.monkey
 from greenlet import getcurrent
 
-from . import config, core, errors, program, protocol, serializers, socketutil
+from . import config, core, errors, program, protocol, protocol48, serializers, socketutil
 from .callcontext import current_context
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
@@ -45,7 +45,8 @@ class Proxy:
         "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
         "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroLocalSocket",
         "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_pyroAsyncMode",
-        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower",
+        "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower", "_pyroProtocol", "_pyroHmacKey",
+        "_Proxy__hmac_key",
     ])
 
     def __init__(self, uri, connected_socket=None):
@@ -69,6 +70,8 @@ class Proxy:
         self._pyroMaxRetries = config.MAX_RETRIES
         self._pyroLocalSocket = None
         self._pyroAsyncMode = False
+        self._pyroProtocol = None  # 48 to talk to a Pyro4 server; None: config.CLIENT_PROTOCOL
+        self._pyroHmacKey = None  # (protocol 48) the key to sign messages with, as the Pyro4 server requires
         self.__timeout = config.COMMTIMEOUT or None
         self.__owner = getcurrent()
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
@@ -160,6 +163,8 @@ class Proxy:
         self._pyroSeq = 0
         self._pyroRawWireResponse = False
         self._pyroAsyncMode = False
+        self._pyroProtocol = None
+        self._pyroHmacKey = None
         self.__owner = None  # a deserialized or copied proxy belongs to whoever uses it first
         self.__borrower = None
         self.__lock = gevent.lock.Semaphore()
@@ -171,6 +176,8 @@ class Proxy:
         other._pyroRawWireResponse = self._pyroRawWireResponse
         other._pyroMaxRetries = self._pyroMaxRetries
         other._pyroAsyncMode = self._pyroAsyncMode
+        other._pyroProtocol = self._pyroProtocol
+        other._pyroHmacKey = self._pyroHmacKey
         return other
 
     def __enter__(self):
@@ -279,6 +286,15 @@ class Proxy:
         return self._pyroInvoke("<batch>", calls, None, flags)
 
     @property
+    def _pyroHmacKey(self):
+        """(Pyro4's name; protocol 48 only) The key this proxy signs its messages with (bytes, or None)."""
+        return self.__hmac_key
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, value):
+        self.__hmac_key = value.encode("utf-8") if isinstance(value, str) else value
+
+    @property
     def _pyroTimeout(self):
         """Seconds a call may take before TimeoutError (None: no limit)."""
         return self.__timeout
@@ -301,7 +317,8 @@ class Proxy:
 
     def __invoke(self, methodname, vargs, kwargs, flags, objectId):
         current_context.response_annotations = {}
-        serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
+        pyro4 = self.__speaks_pyro4()
+        serializer = self.__serializer(pyro4)
         if self._pyroConnection is None:
             self.__connect(False)
         else:
@@ -316,9 +333,7 @@ class Proxy:
         if methodname in self._pyroOneway:
             flags |= protocol.FLAGS_ONEWAY
         self._pyroSeq = (self._pyroSeq + 1) & 0xFFFF
-        message = protocol.encode(protocol.MSG_INVOKE, flags, self._pyroSeq, serializer.serializer_id, data,
-                                  annotations, current_context.correlation_bytes(), config.COMPRESSION,
-                                  config.MAX_MESSAGE_SIZE, join=False)
+        message = self.__encode(pyro4, protocol.MSG_INVOKE, flags, serializer.serializer_id, data, annotations)
         connection = self._pyroConnection
         try:
             connection.send(message)
@@ -360,6 +375,25 @@ class Proxy:
                 del result
         return result
 
+    def __speaks_pyro4(self):
+        """True when this proxy talks to a Pyro4 server (protocol 48)."""
+        version = self._pyroProtocol or config.CLIENT_PROTOCOL
+        if version not in (protocol.PROTOCOL_VERSION, protocol48.PROTOCOL_VERSION):
+            raise errors.PyroError("unknown protocol version %r (502 for Pyro5 servers, 48 for Pyro4's)" % (version,))
+        return version == protocol48.PROTOCOL_VERSION
+
+    def __serializer(self, pyro4):
+        name = self._pyroSerializer or config.SERIALIZER
+        return serializers.get_pyro4_serializer(name) if pyro4 else serializers.get_serializer(name)
+
+    def __encode(self, pyro4, msgtype, flags, serializer_id, data, annotations):
+        if pyro4:
+            return protocol48.encode(msgtype, flags, self._pyroSeq, serializer_id, data, annotations,
+                                     current_context.correlation_bytes(), self._pyroHmacKey, config.MAX_MESSAGE_SIZE)
+        return protocol.encode(msgtype, flags, self._pyroSeq, serializer_id, data, annotations,
+                               current_context.correlation_bytes(), config.COMPRESSION, config.MAX_MESSAGE_SIZE,
+                               join=False)
+
     def __request_annotations(self):
         annotations = current_context.annotations
         extra = self._pyroAnnotations()
@@ -397,12 +431,14 @@ class Proxy:
             sock = socketutil.create_socket(connect=location, reuseaddr=config.SOCK_REUSE, timeout=self.__timeout,
                                             nodelay=config.SOCK_NODELAY, sslContext=context, cooperative=cooperative)
             connection = socketutil.SocketConnection(sock, uri.object)
-            serializer = serializers.get_serializer(self._pyroSerializer or config.SERIALIZER)
+            pyro4 = self.__speaks_pyro4()
+            if pyro4:
+                connection.talk_to_pyro4(config.MAX_MESSAGE_SIZE, self._pyroHmacKey)
+            serializer = self.__serializer(pyro4)
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
-            connection.send(protocol.encode(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
-                                            payload, self.__request_annotations(),
-                                            current_context.correlation_bytes(), config.COMPRESSION,
-                                            config.MAX_MESSAGE_SIZE))
+            flags = protocol48.FLAGS_META_ON_CONNECT if pyro4 else 0  # (502 servers always send the metadata)
+            connection.send(self.__encode(pyro4, protocol.MSG_CONNECT, flags, serializer.serializer_id, payload,
+                                          self.__request_annotations()))
             msg = connection.recv_message(config.MAX_MESSAGE_SIZE, (protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL))
         except Exception as exc:
             if connection is not None:
@@ -428,8 +464,11 @@ class Proxy:
             connection.close()
             raise errors.CommunicationError("connection to %s rejected: %s" % (_location_str(location), response))
         try:
-            self.__process_metadata(response["meta"])
-            handshake_response = response["handshake"]
+            if pyro4 and not msg.flags & protocol48.FLAGS_META_ON_CONNECT:
+                handshake_response = response  # a Pyro4 server that sends no metadata: it is asked for below
+            else:
+                self.__process_metadata(response["meta"])
+                handshake_response = response["handshake"]
         except (TypeError, KeyError, errors.PyroError):
             connection.close()
             raise

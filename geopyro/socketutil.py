@@ -535,6 +535,10 @@ class SocketConnection:
         global one), and bodies that are more than a little compressed are left for the daemon to inflate."""
         self._reader = protocol.MessageReader(max_size, protocol.INFLATE_AS_READ)
 
+    def talk_to_pyro4(self, max_size, hmac_key=None):
+        """(a client's connection) Read the server's messages in Pyro4's protocol 48, signed with ``hmac_key``."""
+        self._reader = protocol48.MessageReader48(max_size, hmac_key)
+
     def accept_pyro4(self, hmac_key=None):
         """(a server's connection) Also serve a client that speaks Pyro4's protocol 48: the first six bytes
         decide. ``hmac_key``: the key its messages must be signed with (None: they must not be)."""

@@ -74,6 +74,9 @@ _DEFAULTS = {
     # geopyro only: a daemon also serves Pyro4 clients (protocol 48) on its port; off until the Pyro4 work
     # ([Pyro4] in the project's issues) is complete.
     "ACCEPT_PYRO4": (False, (bool,)),
+    # geopyro only: the protocol proxies speak: 502 (Pyro5 and geopyro servers) or 48 (Pyro4 servers);
+    # one proxy can differ with proxy._pyroProtocol.
+    "CLIENT_PROTOCOL": (502, (int,)),
 }
 
 _TRUE = ("1", "yes", "on", "true")
