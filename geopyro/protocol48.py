@@ -220,6 +220,8 @@ class MessageReader48:
         if self._header is None:
             if len(buf) < HEADER_SIZE:
                 return None
+            if buf[:len(_PREFIX)] != _PREFIX:  # (a message that follows another in the buffer was not checked)
+                raise ProtocolError("invalid data or unsupported protocol version")
             self._header = self._parse_header()
         msgtype, flags, seq, serializer_id, data_size, ann_size = self._header
         end = HEADER_SIZE + ann_size + data_size

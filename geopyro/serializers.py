@@ -23,10 +23,10 @@ import marshal
 import numbers
 import re
 import struct
-import threading
 import types
 import uuid
 
+import gevent.local
 import msgpack
 import serpent
 
@@ -71,9 +71,10 @@ def wire_name(obj):
 
 # Pyro4 clients (protocol 48) know Pyro's own objects under other names, the Proxy with a longer state
 _PYRO4_NAMES = {"Pyro5.core.URI": "Pyro4.core.URI", "Pyro5.client.Proxy": "Pyro4.core.Proxy",
+                "Pyro5.server.Daemon": "Pyro4.core.Daemon",
                 "Pyro5.core._ExceptionWrapper": "Pyro4.futures._ExceptionWrapper"}
 _PYRO5_NAMES = {pyro4: pyro5 for pyro5, pyro4 in _PYRO4_NAMES.items()}
-_writing = threading.local()  # .pyro4: a Pyro4 serializer is writing in this thread (no switch can come between)
+_writing = gevent.local.local()  # .pyro4: a Pyro4 serializer is writing in this greenlet (its hooks may yield)
 
 
 def pyro_name(name):
@@ -767,18 +768,18 @@ class _WritesPyro4Shapes:
     """Mixin for the serializers of Pyro4 clients: Pyro's own objects go out under Pyro4's names and shapes."""
 
     def dumps(self, data):
-        _writing.pyro4 = True
+        before, _writing.pyro4 = getattr(_writing, "pyro4", False), True
         try:
             return super().dumps(data)
         finally:
-            _writing.pyro4 = False
+            _writing.pyro4 = before
 
     def dumpsCall(self, obj, method, vargs, kwargs):
-        _writing.pyro4 = True
+        before, _writing.pyro4 = getattr(_writing, "pyro4", False), True
         try:
             return super().dumpsCall(obj, method, vargs, kwargs)
         finally:
-            _writing.pyro4 = False
+            _writing.pyro4 = before
 
 
 def _pyro4_serializer(base, wire_id):

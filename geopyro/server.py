@@ -415,6 +415,9 @@ class Daemon:
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, value):
         self.__dict__["_hmac_key"] = value.encode("utf-8") if isinstance(value, str) else value
+        if value and not self._settings.ACCEPT_PYRO4:
+            log.warning("an HMAC key only matters to Pyro4 clients, and this daemon does not accept them "
+                        "(config.ACCEPT_PYRO4 is off)")
 
     # --- registry ---
 
@@ -566,6 +569,9 @@ class Daemon:
             serializer = serializers.get_serializer_by_id(serializer_id)
             data = self._decoded(msg)
             pyro4 = protocol48.is_pyro4_serializer(serializer_id)  # (a Pyro4 client sends "object" only for metadata)
+            if not pyro4 and self._pyroHmacKey:
+                raise errors.SecurityError("this daemon requires Pyro4's HMAC signing (it has an HMAC key), which "
+                                           "protocol 502 cannot do; use TLS with client certificates instead")
             if not isinstance(data, dict) or "handshake" not in data or "object" not in data and not pyro4:
                 raise errors.ProtocolError("invalid handshake data")
             current_context.client = conn
@@ -620,9 +626,10 @@ class Daemon:
             if extra_annotations:
                 annotations.update(extra_annotations)
         settings = self._settings
-        if serializer_id > 255:  # a Pyro4 client's (see protocol48); Pyro4 answers carry no correlation id
-            return protocol48.encode(msgtype, flags, seq, serializer_id, payload, annotations, None,
-                                     self._pyroHmacKey, settings.MAX_MESSAGE_SIZE)
+        if serializer_id > 255:  # a Pyro4 client's (see protocol48)
+            return protocol48.encode(msgtype, flags, seq, serializer_id, payload, annotations,
+                                     current_context.correlation_bytes(), self._pyroHmacKey,
+                                     settings.MAX_MESSAGE_SIZE)
         return protocol.encode(msgtype, flags, seq, serializer_id, payload, annotations,
                                current_context.correlation_bytes(), settings.COMPRESSION, settings.MAX_MESSAGE_SIZE,
                                join=False)

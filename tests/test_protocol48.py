@@ -146,6 +146,15 @@ def test_malformed_input_is_refused_as_soon_as_it_shows(data, error, text):
         read_all(data)
 
 
+def test_every_message_in_the_buffer_has_its_tag_checked():
+    ping = Pyro4_message.Message(Pyro4_message.MSG_PING, b"ping", 1, 0, 1).to_bytes()
+    reader = protocol48.MessageReader48(MAX)
+    reader.feed(ping + b"HTTP/1.1" + ping[8:])  # (a header whose checksum is right, but not a Pyro one)
+    assert reader.next_message().data == b"ping"
+    with pytest.raises(ProtocolError, match="unsupported protocol version"):
+        reader.next_message()
+
+
 def test_a_declared_size_is_refused_before_the_body_comes():
     reader = protocol48.MessageReader48(1000)
     reader.feed(_header(size=2000))

@@ -152,8 +152,40 @@ def test_hmac_is_required_and_checked_as_pyro4_does(start_server, servertype):
             proxy._pyroHmacKey = key
             with pytest.raises(Pyro4.errors.CommunicationError, match=error):
                 proxy.echo("refused")
-    with Pyro5.api.Proxy(uri) as proxy:
-        assert proxy.echo("502 has no HMAC") == "502 has no HMAC"
+    with Pyro5.api.Proxy(uri) as proxy:  # protocol 502 cannot sign, so a daemon with a key refuses it
+        with pytest.raises(Pyro5.errors.CommunicationError, match="requires Pyro4's HMAC signing"):
+            proxy.echo("unsigned")
+
+
+def test_replies_carry_the_correlation_id_as_pyro4s_do(start_server):
+    uri = start_server()
+    with Pyro4.Proxy(uri) as proxy:
+        proxy.echo(1)
+        assert len(Pyro4.current_context.response_annotations["CORR"]) == 16
+
+
+@pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
+def test_a_signed_connect_that_hangs_up_at_once_harms_nobody(start_server, servertype):
+    """The daemon has no key, so it refuses the signed CONNECT; the client is gone (reset) before the refusal."""
+    import socket
+    import struct
+
+    from geopyro import protocol, protocol48, serializers
+
+    uri = Pyro5.api.URI(start_server(servertype))
+    serpent4 = serializers.get_pyro4_serializer("serpent")
+    connect = protocol48.encode(protocol.MSG_CONNECT, 0, 0, serpent4.serializer_id,
+                                serpent4.dumps({"handshake": "hi", "object": "service"}), hmac_key=b"key")
+    with Pyro5.api.Proxy(uri) as bystander:
+        assert bystander.echo(1) == 1
+        for _ in range(5):
+            sock = socket.create_connection((uri.host, uri.port), timeout=10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(connect)
+            sock.close()  # a reset, not a goodbye
+        assert bystander.echo(2) == 2
+    with Pyro5.api.Proxy(uri) as newcomer:
+        assert newcomer.echo(3) == 3
 
 
 def test_a_client_key_that_the_daemon_does_not_have_is_refused(start_server):

@@ -481,11 +481,15 @@ class MultiplexServer:
             log.warning("dropping connection %s: %s", conn, exc)
             self._drop(client)
         except errors.SecurityError as exc:  # a Pyro4 client's HMAC was wrong or missing
-            if client.handshaken is False:
-                self.daemon._refuse_unsigned_connect(conn, exc)
-            else:
-                log.warning("dropping connection %s after a security error: %s", conn, exc)
-            self._drop(client)
+            try:
+                if client.handshaken is False:
+                    self.daemon._refuse_unsigned_connect(conn, exc)
+                else:
+                    log.warning("dropping connection %s after a security error: %s", conn, exc)
+            except Exception as refusal_error:  # (the client may be gone already)
+                log.debug("could not tell %s why it was refused: %s", conn, refusal_error)
+            finally:
+                self._drop(client)
         except SystemExit as exc:
             log.warning("dropping connection %s: a method raised SystemExit(%s)", conn, exc)
             self._drop(client)
