@@ -2,7 +2,6 @@
 
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ MARK_BEGIN = "<!-- BEGIN GENERATED RESULTS (python -m benchmarks rewrites this p
 MARK_END = "<!-- END GENERATED RESULTS -->"
 README_BEGIN = "<!-- BEGIN BENCHMARK SUMMARY (python -m benchmarks rewrites this part) -->"
 README_END = "<!-- END BENCHMARK SUMMARY -->"
+SUMMARY_SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")  # what it summarizes
 
 
 def machine_info():
@@ -392,30 +392,39 @@ def publish(data, tables, png_path, bench_dir):
     _replace_block(os.path.join(bench_dir, "RESULTS.md"), MARK_BEGIN, MARK_END, block,
                    "# Benchmark results\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END))
     readme = os.path.join(os.path.dirname(os.path.abspath(bench_dir)), "README.md")
-    if os.path.exists(readme):
-        _replace_block(readme, README_BEGIN, README_END, "\n".join([README_BEGIN, readme_summary(data), README_END]))
+    if meta["mode"] != "default" or set(data["scenarios"]) != set(SUMMARY_SCENARIOS):
+        print("the README's summary is kept: it comes from full runs only (this one: %s mode, %s)"
+              % (meta["mode"], ", ".join(sorted(data["scenarios"]))), file=sys.stderr)
+    elif os.path.exists(readme):
+        _replace_block(readme, README_BEGIN, README_END, "\n".join([README_BEGIN, readme_summary(data), README_END]),
+                       create=False)
     if png_path:
         shutil.copyfile(png_path, os.path.join(bench_dir, "latest.png"))
 
 
-def _replace_block(path, begin, end, block, empty=""):
-    """Put ``block`` between the markers ``begin`` and ``end`` of the file (appended when they are missing)."""
+def _replace_block(path, begin, end, block, empty="", create=True):
+    """Put ``block`` in place of the one marked by ``begin`` ... ``end`` in the file. Without exactly one such
+    pair, in that order, the block is appended (``create``) or the file left alone with a warning."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError:
         text = empty
-    if begin in text and end in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-    else:
+    start, stop = text.find(begin), text.find(end)
+    if text.count(begin) == 1 and text.count(end) == 1 and start < stop:
+        text = text[:start] + block + text[stop + len(end):]
+    elif create:
         text = text.rstrip() + "\n\n" + block + "\n"
+    else:
+        print("%s: not rewritten, it needs exactly one %r followed by one %r" % (path, begin, end), file=sys.stderr)
+        return
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
 
 def readme_summary(data):
     """The README's table: one line per scenario, from the same run as RESULTS.md."""
-    meta = data["meta"]
+    meta, sc = data["meta"], data["scenarios"]
     machine = meta["machine"]
     servers = ("geopyro greenlet", "geopyro multiplex", "Pyro5 thread", "Pyro5 multiplex")
 
@@ -447,8 +456,11 @@ def readme_summary(data):
                           for ser in ("msgpack", "serpent"))
 
     def io(server):
-        r = row("io_bound", server)
-        if not r or not r.get("applies", True):
+        rows = [r for r in sc.get("io_bound", {}).get("rows", []) if r.get("server") == server]
+        r = rows[0] if rows else None
+        if r is None or "error" in r:
+            return "failed" if r else "-"
+        if not r.get("applies", True):
             return "one call at a time"
         if r.get("refused"):
             return "%s done, %s refused" % (_fmt(r.get("completed")), _fmt(r["refused"]))

@@ -117,6 +117,9 @@ def _check_publish(data, tables, tmp_path):
     readme = tmp_path / "repo" / "README.md"
     readme.write_text("# title\n\nbefore\n\n%s\nold summary\n%s\n\nafter\n" % (report.README_BEGIN, report.README_END))
     report.publish(data, tables, None, str(bench_dir))
+    assert "old summary" in readme.read_text()  # a quick run's numbers never reach the README
+    data = dict(data, meta=dict(data["meta"], mode="default"))  # (as a full run's would)
+    report.publish(data, tables, None, str(bench_dir))
     text = readme.read_text()
     assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "old summary" not in text and data["meta"]["date"] in text
