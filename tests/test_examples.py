@@ -81,6 +81,15 @@ RUNS = {
         ("server.py", ["proxy 2 -> instance #1, call 4", "proxy 1 -> session instance #2, call 2",
                        "proxy 2 -> session instance #3, call 2", "proxy 2 -> instance #7, call 1"]),
     ],
+    "pyro4migration": [
+        ("server.py", ["pyro4 client (Pyro4 4.", "weather station, north 11.5 C",
+                       "pyro5 client: weather station, south 14.0 C",
+                       "pyro4 client: streamed ['reading 0', 'reading 1']", "pyro4 client: batch -> [11.5, 14.0]",
+                       "pyro4 client: autoproxy is a Pyro4.core.Proxy: probe p4, kept by geopyro",
+                       "pyro5 client: autoproxy is a Pyro5.client.Proxy: probe p5, kept by geopyro",
+                       "remote traceback names temperature(): True",
+                       "notes left by the others: ['checked by the Pyro4 client', 'checked by the Pyro5 client']"]),
+    ],
     "interop": [
         ("server.py", ["client: Pyro5 5.", "geopyro not loaded", "remote property name = geopyro bank",
                        "deposit -> {'ok': True, 'amount': 10}", "oneway ping arrived: ['hi']",
