@@ -214,27 +214,18 @@ def inflate(msg, max_size):
         msg.flags &= ~FLAGS_COMPRESSED
 
 
-class MessageReader:
-    """Incremental parser: ``feed`` it bytes as they arrive, take complete messages with ``next_message``.
+class BufferedReader:
+    """What the incremental readers of both protocols (502 here, 48 in protocol48) share: a buffer of received
+    bytes and the parsed header of the message in progress, whose items 4 and 5 are its payload and
+    annotations sizes."""
 
-    The buffer only ever holds bytes that were actually received, so a header
-    that declares a huge size costs nothing until the data really comes.
-    """
+    __slots__ = ("max_size", "_buf", "_header", "_header_size")
 
-    __slots__ = ("max_size", "inflate_limit", "_buf", "_header")
-
-    def __init__(self, max_size, inflate_limit=None):
+    def __init__(self, max_size, header_size):
         self.max_size = max_size
-        self.inflate_limit = inflate_limit  # larger compressed bodies stay compressed (flag kept): see inflate()
         self._buf = bytearray()
         self._header = None
-
-    def feed(self, data):
-        """Add received bytes. Raises ProtocolError as soon as the bytes cannot be a message."""
-        buf = self._buf
-        buf += data
-        if self._header is None and (len(buf) < HEADER_SIZE or buf[:6] != _PREFIX):
-            check_prefix(buf)  # early: garbage is refused before a whole header has come
+        self._header_size = header_size
 
     @property
     def buffered(self):
@@ -249,9 +240,30 @@ class MessageReader:
     def bytes_needed(self):
         """How many more bytes complete the current message (at least 1)."""
         if self._header is None:
-            return max(1, HEADER_SIZE - len(self._buf))
-        total = HEADER_SIZE + self._header[4] + self._header[5]
+            return max(1, self._header_size - len(self._buf))
+        total = self._header_size + self._header[4] + self._header[5]
         return max(1, total - len(self._buf))
+
+
+class MessageReader(BufferedReader):
+    """Incremental parser: ``feed`` it bytes as they arrive, take complete messages with ``next_message``.
+
+    The buffer only ever holds bytes that were actually received, so a header
+    that declares a huge size costs nothing until the data really comes.
+    """
+
+    __slots__ = ("inflate_limit",)
+
+    def __init__(self, max_size, inflate_limit=None):
+        super().__init__(max_size, HEADER_SIZE)
+        self.inflate_limit = inflate_limit  # larger compressed bodies stay compressed (flag kept): see inflate()
+
+    def feed(self, data):
+        """Add received bytes. Raises ProtocolError as soon as the bytes cannot be a message."""
+        buf = self._buf
+        buf += data
+        if self._header is None and (len(buf) < HEADER_SIZE or buf[:6] != _PREFIX):
+            check_prefix(buf)  # early: garbage is refused before a whole header has come
 
     def next_message(self):
         """Return the next complete Message, or None when more bytes are needed."""

@@ -169,37 +169,22 @@ def parse_annotations(chunk):
     return result
 
 
-class MessageReader48:
+class MessageReader48(protocol.BufferedReader):
     """Incremental parser of 48 messages: ``feed`` it bytes, take ``protocol.Message`` objects (in geopyro's
     vocabulary) from ``next_message``. ``hmac_key``: the key every message must be signed with (None: none
     may be signed, as Pyro4 requires)."""
 
-    __slots__ = ("max_size", "hmac_key", "_buf", "_header")
+    __slots__ = ("hmac_key",)
 
     def __init__(self, max_size, hmac_key=None):
-        self.max_size = max_size
+        super().__init__(max_size, HEADER_SIZE)
         self.hmac_key = hmac_key
-        self._buf = bytearray()
-        self._header = None
 
     def feed(self, data):
         buf = self._buf
         buf += data
         if self._header is None and buf[:len(_PREFIX)] != _PREFIX[:len(buf)]:
             raise ProtocolError("invalid data or unsupported protocol version")
-
-    @property
-    def in_message(self):
-        return bool(self._buf)
-
-    @property
-    def buffered(self):
-        return len(self._buf)
-
-    def bytes_needed(self):
-        if self._header is None:
-            return max(1, HEADER_SIZE - len(self._buf))
-        return max(1, HEADER_SIZE + self._header[4] + self._header[5] - len(self._buf))
 
     def _parse_header(self):
         _, _, msgtype, flags, seq, data_size, serializer_id, ann_size, _, check = HEADER.unpack_from(self._buf)

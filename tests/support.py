@@ -37,6 +37,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def accepts(port, host="127.0.0.1"):
+    """True if something listens on ``host:port`` now."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def child_env(**extra):
     """The environment for a child Python: geopyro importable from this checkout, PYRO_LOGLEVEL unset."""
     environment = dict(os.environ, **{k: str(v) for k, v in extra.items()})

@@ -14,7 +14,7 @@ import pytest
 
 import Pyro5.api
 import Pyro5.errors
-from support import child_env, first_line
+from support import accepts, child_env, first_line, free_port, wait_until
 
 SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]
 STARTUP_DEADLINE = 30.0
@@ -227,22 +227,16 @@ def test_a_broken_protocol_48_client_loses_only_its_own_connection(start_server,
 @pytest.fixture
 def name_server():
     """geopyro's name server in a child process, serving Pyro4 clients too."""
-    import re
-
-    proc = subprocess.Popen([sys.executable, "-m", "geopyro.nameserver", "-n", "127.0.0.1", "-p", "0", "-x"],
-                            env=child_env(PYRO_ACCEPT_PYRO4="true"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "geopyro.nameserver", "-n", "127.0.0.1", "-p", str(port), "-x"],
+                            env=child_env(PYRO_ACCEPT_PYRO4="true"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while True:
-            line = first_line(proc, deadline, "the name server")
-            match = re.search(r"URI = (\S+)", line)
-            if match:
-                break
-        yield Pyro5.api.URI(match.group(1))
+        assert wait_until(lambda: accepts(port), timeout=STARTUP_DEADLINE), "the name server did not start"
+        yield Pyro5.api.URI("PYRO:Pyro.NameServer@127.0.0.1:%d" % port)
     finally:
         proc.kill()
-        proc.communicate(timeout=10)
+        proc.wait(timeout=10)
 
 
 def test_pyro4_clients_use_geopyros_name_server(name_server):

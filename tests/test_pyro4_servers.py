@@ -3,7 +3,6 @@
 The Pyro4 daemon and name server run in subprocesses; geopyro's proxies run in this test process.
 """
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import pytest
 
 import geopyro.api as api
 from geopyro import config, errors
-from support import child_env, first_line, free_port, wait_until
+from support import accepts, child_env, first_line, free_port, wait_until
 
 pytest.importorskip("Pyro4", reason="Pyro4 is the server these tests call")
 
@@ -84,14 +83,6 @@ def pyro4_server():
         proc.communicate(timeout=10)
 
 
-def _accepts(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def pyro4_proxy(uri, serializer="serpent", hmac_key=None):
     proxy = api.Proxy(uri)
     proxy._pyroProtocol = 48
@@ -154,7 +145,7 @@ def test_a_pyro4_name_server_serves_geopyro_clients(pyro4_server, monkeypatch):
     ns_proc = subprocess.Popen([sys.executable, "-m", "Pyro4.naming", "-n", "127.0.0.1", "-p", str(port), "-x"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     try:
-        assert wait_until(lambda: _accepts(port), timeout=STARTUP_DEADLINE), "Pyro4's name server did not start"
+        assert wait_until(lambda: accepts(port), timeout=STARTUP_DEADLINE), "Pyro4's name server did not start"
         monkeypatch.setattr(config, "CLIENT_PROTOCOL", 48)
         ns = api.locate_ns("127.0.0.1", port)
         ns.register("pyro4.service", pyro4_server(), metadata={"old"})
