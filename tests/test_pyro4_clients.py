@@ -253,3 +253,22 @@ def test_pyro4_clients_use_geopyros_name_server(name_server):
         ns4.lookup("missing")
     assert ns4.remove(prefix="old.") == 1
     ns4._pyroRelease()
+
+
+def test_pyro4s_broadcast_locate_finds_geopyros_name_server(daemons, clean_config):
+    """Pyro4.locateNS() without a host: the name server at NS_HOST is not there, so Pyro4 asks by broadcast
+    (here sent to 127.0.0.1 only) and then pings the name server it was told of, in protocol 48."""
+    from geopyro import nameserver
+
+    clean_config.ACCEPT_PYRO4 = True
+    uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
+    daemons.start(ns_daemon)
+    with nameserver.BroadcastServer(uri, "", 0) as broadcast:
+        thread = broadcast.runInThread()
+        script = "import Pyro4; ns = Pyro4.locateNS(); print(ns._pyroUri, ns.list(prefix='Pyro.'))"
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                                env=child_env(PYRO_NS_HOST="localhost", PYRO_NS_PORT=free_port(),
+                                              PYRO_NS_BCPORT=broadcast.getPort(), PYRO_BROADCAST_ADDRS="127.0.0.1"))
+    thread.join(5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "%s {'Pyro.NameServer': '%s'}" % (uri, uri)
