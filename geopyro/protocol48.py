@@ -62,6 +62,7 @@ _FLAGS_TO_48 = {ours: theirs for theirs, ours in _FLAGS_TO_502.items()}
 
 # serializer ids: 48's id w <-> geopyro's PYRO4_SERIALIZER_BASE + w
 SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "pickle", 5: "dill", 6: "msgpack", 7: "cloudpickle"}
+SERIALIZER_IDS = {name: wire_id for wire_id, name in SERIALIZER_NAMES.items()}
 PYRO4_SERIALIZER_BASE = 256
 
 

@@ -811,13 +811,11 @@ def get_serializer(name):
 
 def get_pyro4_serializer(name):
     """The serializer ``name`` as it talks to Pyro4 (protocol 48), or an error listing the known ones."""
-    for wire_id, known in protocol48.SERIALIZER_NAMES.items():
-        if known == name:
-            serializer = pyro4_serializers_by_id.get(protocol48.serializer_id_from_48(wire_id))
-            if serializer is not None:
-                return serializer
-    raise _UnknownSerializer("unknown serializer %r for Pyro4 (known: %s)" % (
-        name, ", ".join(sorted(s.name for s in pyro4_serializers_by_id.values()))))
+    serializer = pyro4_serializers_by_id.get(protocol48.serializer_id_from_48(protocol48.SERIALIZER_IDS.get(name, -1)))
+    if serializer is None:
+        raise _UnknownSerializer("unknown serializer %r for Pyro4 (known: %s)" % (
+            name, ", ".join(sorted(s.name for s in pyro4_serializers_by_id.values()))))
+    return serializer
 
 
 def get_serializer_by_id(serializer_id):

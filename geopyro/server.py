@@ -547,9 +547,8 @@ class Daemon:
         """Answer a CONNECT whose HMAC was wrong or missing (only protocol 48 signs messages) as Pyro4 does: a
         CONNECTFAIL saying why, signed with our key."""
         log.warning("Pyro4 client refused: %s", exc)
-        marshal_id = protocol48.serializer_id_from_48(3)
-        self._send(conn, self._encode(protocol.MSG_CONNECTFAIL, 0, 0, marshal_id,
-                                      serializers.get_serializer_by_id(marshal_id).dumps(str(exc))))
+        marshal = serializers.get_pyro4_serializer("marshal")
+        self._send(conn, self._encode(protocol.MSG_CONNECTFAIL, 0, 0, marshal.serializer_id, marshal.dumps(str(exc))))
 
     def _handshake_reply(self, conn, msg, denied_reason=None):
         if self._calls.uses_threads and self._hooks_overridden("validateHandshake", "annotations"):
@@ -577,13 +576,10 @@ class Daemon:
             current_context.client = conn
             current_context.annotations = msg.annotations
             response = self.validateHandshake(conn, data["handshake"])
-            if not pyro4:
-                response = {"handshake": response,
-                            "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"])}
-            elif msg.flags & protocol48.FLAGS_META_ON_CONNECT:
-                response = {"handshake": response,
-                            "meta": self.objectsById[core.DAEMON_NAME].get_metadata(data["object"], as_lists=True)}
-                flags = protocol48.FLAGS_META_ON_CONNECT
+            if not pyro4 or msg.flags & protocol48.FLAGS_META_ON_CONNECT:  # (a 502 client always gets metadata)
+                metadata = self.objectsById[core.DAEMON_NAME].get_metadata(data["object"], as_lists=pyro4)
+                response = {"handshake": response, "meta": metadata}
+                flags = protocol48.FLAGS_META_ON_CONNECT if pyro4 else 0
             payload = serializer.dumps(response)
             msgtype = protocol.MSG_CONNECTOK
         except Exception as exc:
@@ -626,7 +622,7 @@ class Daemon:
             if extra_annotations:
                 annotations.update(extra_annotations)
         settings = self._settings
-        if serializer_id > 255:  # a Pyro4 client's (see protocol48)
+        if serializer_id >= protocol48.PYRO4_SERIALIZER_BASE:  # a Pyro4 client's
             return protocol48.encode(msgtype, flags, seq, serializer_id, payload, annotations,
                                      current_context.correlation_bytes(), self._pyroHmacKey,
                                      settings.MAX_MESSAGE_SIZE)
@@ -1037,7 +1033,7 @@ def _known_serializer_id(serializer_id):
         return serializer_id
     except errors.SerializeError:
         if protocol48.is_pyro4_serializer(serializer_id):
-            return protocol48.serializer_id_from_48(1)
+            return serializers.get_pyro4_serializer("serpent").serializer_id
         return serializers.SerpentSerializer.serializer_id
 
 
