@@ -50,6 +50,14 @@ class Service:
     def protocol_of_caller(self):
         return api.current_context.serializer_id
 
+    def length(self, value):
+        return len(value)
+
+    def annotated(self):
+        context = api.current_context
+        context.response_annotations = {"RESP": b"answer"}
+        return sorted(context.annotations)
+
     @api.oneway
     def record(self, item):
         self.recorded = item
@@ -272,3 +280,31 @@ def test_pyro4s_broadcast_locate_finds_geopyros_name_server(daemons, clean_confi
     thread.join(5)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "%s {'Pyro.NameServer': '%s'}" % (uri, uri)
+
+
+@pytest.fixture
+def pyro4_config():
+    """Pyro4's config items a test changes, put back afterwards (Pyro4's config is global)."""
+    saved = Pyro4.config.asDict()
+    yield Pyro4.config
+    for name, value in saved.items():
+        setattr(Pyro4.config, name, value)
+
+
+def test_pyro4_clients_with_compression_without_metadata_and_with_annotations(start_server, pyro4_config):
+    uri = start_server()
+    pyro4_config.COMPRESSION = True  # large requests come compressed
+    with Pyro4.Proxy(uri) as proxy:
+        assert proxy.length("x" * 200000) == 200000
+    pyro4_config.COMPRESSION = False
+    pyro4_config.METADATA = False  # no object id in the handshake, no metadata asked for
+    with Pyro4.Proxy(uri) as proxy:
+        assert proxy.echo(5) == 5
+    pyro4_config.METADATA = True
+    with Pyro4.Proxy(uri) as proxy:
+        Pyro4.current_context.annotations = {"XTRA": b"1"}
+        try:
+            assert proxy.annotated() == ["XTRA"]
+        finally:
+            Pyro4.current_context.annotations = {}
+        assert sorted(Pyro4.current_context.response_annotations) == ["CORR", "RESP"]
