@@ -11,6 +11,7 @@ fixed set of class names (plus what the user registers) become objects again.
 """
 
 import array
+import base64
 import builtins
 import codecs
 import datetime
@@ -86,6 +87,14 @@ def pyro_name(name):
     return _PYRO4_NAMES.get(name, name)
 
 
+def _speak_pyro4(proxy, encoded_hmac_key):
+    """A proxy that came from a Pyro4 peer is for a Pyro4 daemon (a client's callback object, say): it talks
+    protocol 48, signing with the key that came with it (Pyro4 sends it as "b64:..." or None)."""
+    proxy._pyroProtocol = protocol48.PROTOCOL_VERSION
+    if isinstance(encoded_hmac_key, str) and encoded_hmac_key.startswith("b64:"):
+        proxy._pyroHmacKey = base64.b64decode(encoded_hmac_key[4:])
+
+
 def _from_pyro4(data, classname):
     """A Pyro4 class dict as the Pyro5 one it stands for (None if it stands for none)."""
     if classname.startswith("Pyro4.errors."):
@@ -108,9 +117,11 @@ def register_wire_class(cls, name):
 
 def _pyro_object_to_dict(obj):
     name, state = wire_name(obj), obj.__getstate__()
-    if name == "Pyro4.core.Proxy":  # Pyro4's state also has the timeout, an HMAC key and the retries
+    if name == "Pyro4.core.Proxy":  # Pyro4's state also has the timeout, the HMAC key and the retries
         uri, oneway, methods, attrs, handshake, serializer = state
-        state = (uri, oneway, methods, attrs, obj._pyroTimeout, None, handshake, obj._pyroMaxRetries, serializer)
+        key = obj._pyroHmacKey
+        key = None if key is None else "b64:" + base64.b64encode(key).decode("ascii")
+        state = (uri, oneway, methods, attrs, obj._pyroTimeout, key, handshake, obj._pyroMaxRetries, serializer)
     return {"__class__": name, "state": state}
 
 
@@ -210,7 +221,10 @@ class SerializerBase:
         if classname.startswith("Pyro4."):
             pyro5 = _from_pyro4(data, classname)
             if pyro5 is not None:
-                return cls.dict_to_class(pyro5)
+                obj = cls.dict_to_class(pyro5)
+                if classname == "Pyro4.core.Proxy":
+                    _speak_pyro4(obj, data["state"][5])
+                return obj
         target = _PYRO_WIRE_CLASSES.get(classname)
         if target is not None:
             clazz = getattr(importlib.import_module(target[0]), target[1])

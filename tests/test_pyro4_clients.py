@@ -53,6 +53,10 @@ class Service:
     def length(self, value):
         return len(value)
 
+    def call_back(self, listener, text):
+        with listener:
+            return listener.shout(text)
+
     def annotated(self):
         context = api.current_context
         context.response_annotations = {"RESP": b"answer"}
@@ -308,3 +312,26 @@ def test_pyro4_clients_with_compression_without_metadata_and_with_annotations(st
         finally:
             Pyro4.current_context.annotations = {}
         assert sorted(Pyro4.current_context.response_annotations) == ["CORR", "RESP"]
+
+
+@pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
+def test_the_daemon_calls_back_a_pyro4_clients_own_object(start_server, servertype):
+    """The proxy a Pyro4 client passes in is for a Pyro4 daemon: the server calls it in protocol 48."""
+    import threading
+
+    @Pyro4.expose
+    class Listener:
+        def shout(self, text):
+            return text.upper() + "!"
+
+    uri = start_server(servertype)
+    with Pyro4.Daemon(host="127.0.0.1") as callback_daemon:
+        listener = callback_daemon.register(Listener())
+        thread = threading.Thread(target=callback_daemon.requestLoop, daemon=True)
+        thread.start()
+        try:
+            with Pyro4.Proxy(uri) as proxy:
+                assert proxy.call_back(Pyro4.Proxy(listener), "hello") == "HELLO!"
+        finally:
+            callback_daemon.shutdown()
+            thread.join(10)

@@ -64,3 +64,16 @@ def test_pyro4_shapes_stay_with_the_greenlet_that_writes_them():
         assert b"Pyro5.core.URI" in pyro5.value and b"Pyro4" not in pyro5.value
     finally:
         serializers.SerializerBase.unregister_class_to_dict(Slow)
+
+
+def test_a_proxy_from_a_pyro4_peer_talks_pyro4_with_its_key():
+    """A Pyro4 client's callback object lives in a Pyro4 daemon: the proxy for it must speak protocol 48."""
+    theirs = Pyro4.Proxy("PYRO:callback@localhost:1234")
+    theirs._pyroHmacKey = b"their key"
+    wire = Pyro4.util.get_serializer("serpent").serializeData(theirs)[0]
+    ours = serializers.get_pyro4_serializer("serpent").loads(wire)
+    assert ours._pyroProtocol == 48 and ours._pyroHmacKey == b"their key"
+    back = pyro4_reads("serpent", serializers.get_pyro4_serializer("serpent").dumps(ours))
+    assert back._pyroHmacKey == b"their key" and str(back._pyroUri) == "PYRO:callback@localhost:1234"
+    plain = serializers.get_serializer("serpent")
+    assert plain.loads(plain.dumps(api.Proxy("PYRO:x@localhost:1")))._pyroProtocol is None  # 502 proxies stay
