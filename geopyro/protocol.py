@@ -156,16 +156,17 @@ def check_type(msg, accepted_types):
         raise exc
 
 
-def parse_annotations(chunk):
-    """Split the annotations part of a message into a dict of id -> bytes."""
+def parse_annotations(chunk, head=_ANNOTATION_HEAD):
+    """Split the annotations part of a message into a dict of id -> bytes. ``head``: the struct of a chunk's
+    id and length (4-byte lengths in 502; protocol48 passes its 2-byte one)."""
     result = {}
     view = memoryview(chunk)
-    pos, end = 0, len(view)
+    pos, end, head_size = 0, len(view), head.size
     while pos < end:
-        if end - pos < 8:
+        if end - pos < head_size:
             raise ProtocolError("truncated annotation chunk header")
-        key, length = _ANNOTATION_HEAD.unpack_from(view, pos)
-        pos += 8
+        key, length = head.unpack_from(view, pos)
+        pos += head_size
         if length > end - pos:
             raise ProtocolError("annotation chunk length exceeds remaining data")
         try:

@@ -152,22 +152,7 @@ def encode(msgtype, flags, seq, serializer_id, data, annotations=None, corr_id=N
 
 def parse_annotations(chunk):
     """Split the annotations part of a 48 message into a dict of id -> bytes."""
-    result = {}
-    pos, end = 0, len(chunk)
-    while pos < end:
-        if end - pos < _ANNOTATION_HEAD.size:
-            raise ProtocolError("truncated annotation chunk header")
-        key, length = _ANNOTATION_HEAD.unpack_from(chunk, pos)
-        pos += _ANNOTATION_HEAD.size
-        if length > end - pos:
-            raise ProtocolError("annotation chunk length exceeds remaining data")
-        try:
-            name = key.decode("ascii")
-        except UnicodeDecodeError:
-            raise ProtocolError("annotation id is not ASCII: %r" % key) from None
-        result[name] = bytes(chunk[pos:pos + length])
-        pos += length
-    return result
+    return protocol.parse_annotations(chunk, _ANNOTATION_HEAD)
 
 
 class MessageReader48(protocol.BufferedReader):
