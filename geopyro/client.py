@@ -411,7 +411,7 @@ class Proxy:
             self._pyroConnection = socketutil.SocketConnection(connected_socket, uri.object, keep_open=True)
             self._pyroLocalSocket = connected_socket.getsockname()
         else:
-            uri = core.resolve(self._pyroUri)
+            uri = core.resolve(self._pyroUri, protocol=self._pyroProtocol, hmac_key=self._pyroHmacKey)
             self.__handshake(uri, replace_uri)
         if not self._pyroMethods and not self._pyroAttrs:
             # (not through _pyroGetMetadata: this may run inside a call that holds the lock)

@@ -170,11 +170,12 @@ def _wrapper_to_dict(wrapper):
 serializers.SerializerBase.register_class_to_dict(_ExceptionWrapper, _wrapper_to_dict)
 
 
-def resolve(uri, delay_time=0.0):
+def resolve(uri, delay_time=0.0, protocol=None, hmac_key=None):
     """Turn a PYRONAME or PYROMETA uri into the PYRO uri it stands for (asking a name server).
 
     A PYRO uri is returned as it is. ``delay_time`` is how long to wait for a
-    name to appear in the name server.
+    name to appear in the name server. ``protocol`` and ``hmac_key``: how to
+    talk to the name server (a proxy resolving its own uri passes its own).
     """
     if isinstance(uri, str):
         uri = URI(uri)
@@ -184,10 +185,13 @@ def resolve(uri, delay_time=0.0):
         return uri
     log.debug("resolving %s", uri)
     from . import nameserver
-    with locate_ns(uri.host, uri.port) as ns:
+    with nameserver.locate_ns(uri.host, uri.port, protocol=protocol, hmac_key=hmac_key) as ns:
         if uri.protocol == "PYRONAME":
             return nameserver.lookup(ns, uri.object, delay_time=delay_time)
-        candidates = nameserver.yplookup(ns, uri.object, None, False, delay_time=delay_time)
+        if protocol == 48:  # (Pyro4's name servers have no yplookup)
+            candidates = ns.list(metadata_all=uri.object)
+        else:
+            candidates = nameserver.yplookup(ns, uri.object, None, False, delay_time=delay_time)
         if candidates:
             return URI(random.choice(list(candidates.values())))
         raise errors.NamingError("no registrations available with desired metadata properties %s"

@@ -186,15 +186,20 @@ class NameServer:
         _wait_for(self.lock)
         return self._queries.call(self._remove_selected, wanted)
 
-    def list(self, prefix=None, regex=None, return_metadata=False):
-        """Registrations as {name: uri string} (or {name: (uri, metadata set)}), filtered by prefix or regex.
+    def list(self, prefix=None, regex=None, return_metadata=False, *, metadata_all=None, metadata_any=None):
+        """Registrations as {name: uri string} (or {name: (uri, metadata set)}), filtered by prefix or regex,
+        or (Pyro4's filters, for its clients) by metadata.
 
         A regex must match at the start of the name (``re.match``), as in
         Pyro5; patterns whose matching could run away are refused (see
         ``_NameRegex``).
         """
-        if prefix and regex:
+        if sum(1 for x in (prefix, regex, metadata_all, metadata_any) if x) > 1:
             raise ValueError("you can only filter on one thing at a time")
+        if metadata_all or metadata_any:
+            found = self.yplookup(metadata_all, metadata_any, return_metadata)
+            return {name: (uri, sorted(metadata)) for name, (uri, metadata) in found.items()} \
+                if return_metadata else found  # (lists, as Pyro4's name server sends them)
         wanted = _name_filter(prefix, regex)
         _wait_for(self.lock)
         return self._queries.call(self._select, wanted, return_metadata)
@@ -651,10 +656,19 @@ def _ns_uri(host, port):
     return "PYRO:%s@%s:%d" % (core.NAMESERVER_NAME, core.host_for_uri(host), port)
 
 
-def _bind(uristring):
-    """A connected proxy for the name server at ``uristring``; raises the connection error."""
+def _ns_proxy(uristring, protocol=None, hmac_key=None):
+    """A proxy for the name server at ``uristring``, talking ``protocol`` (None: CLIENT_PROTOCOL; 48: a Pyro4
+    name server, or a geopyro one that accepts Pyro4 clients), signing with ``hmac_key``."""
     from .client import Proxy
     proxy = Proxy(uristring)
+    proxy._pyroProtocol = protocol
+    proxy._pyroHmacKey = hmac_key
+    return proxy
+
+
+def _bind(uristring, protocol=None, hmac_key=None):
+    """A connected proxy for the name server at ``uristring``; raises the connection error."""
+    proxy = _ns_proxy(uristring, protocol, hmac_key)
     try:
         proxy._pyroBind()
     except BaseException:
@@ -690,19 +704,20 @@ def _broadcast_for_uri(port):
     return None
 
 
-def locate_ns(host=None, port=None, broadcast=True):
+def locate_ns(host=None, port=None, broadcast=True, protocol=None, hmac_key=None):
     """A proxy for a name server.
 
     With ``host``: the one at host:port (port default NS_PORT; host may be
     ``./u:socketname``). Without: NS_HOST:port when NS_HOST is local, then a
     UDP broadcast on port (default NS_BCPORT) to BROADCAST_ADDRS (whose answer
     gives a proxy that connects on first use), then NS_HOST:NS_PORT.
-    NamingError tells what was tried when nothing answered.
+    NamingError tells what was tried when nothing answered. ``protocol`` and
+    ``hmac_key``: how the proxy talks to it (see _ns_proxy).
     """
     if host:
         uristring = _ns_uri(str(host), port or config.NS_PORT)
         try:
-            return _bind(uristring)
+            return _bind(uristring, protocol, hmac_key)
         except errors.PyroError as exc:
             raise NamingError("Failed to locate the nameserver at %s: %s" % (uristring, exc)) from exc
     tried, last_error = [], None
@@ -711,7 +726,7 @@ def locate_ns(host=None, port=None, broadcast=True):
         uristring = _ns_uri(ns_host, port or config.NS_PORT)
         tried.append(uristring)
         try:
-            return _bind(uristring)
+            return _bind(uristring, protocol, hmac_key)
         except errors.PyroError as exc:
             last_error = exc
     if broadcast and config.PREFER_IP_VERSION != 6:
@@ -719,14 +734,13 @@ def locate_ns(host=None, port=None, broadcast=True):
         tried.append("broadcast to %s port %d" % (",".join(config.BROADCAST_ADDRS), bcport))
         found = _broadcast_for_uri(bcport)
         if found:
-            from .client import Proxy
             log.debug("a name server answered the broadcast: %s", found)
-            return Proxy(found)  # not bound yet, as in Pyro5: the name server answered, so it is there
+            return _ns_proxy(found, protocol, hmac_key)  # not bound yet, as in Pyro5: it answered, so it is there
     uristring = _ns_uri(ns_host, config.NS_PORT)
     if uristring not in tried:
         tried.append(uristring)
         try:
-            return _bind(uristring)
+            return _bind(uristring, protocol, hmac_key)
         except errors.PyroError as exc:
             last_error = exc
     raise NamingError("Failed to locate the nameserver (tried %s): %s" % ("; ".join(tried), last_error)) \

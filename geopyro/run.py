@@ -5,7 +5,8 @@
 
 Before the program starts, ``Pyro5`` and each of its modules become names
 for geopyro's: ``import Pyro5.api``, ``from Pyro5.server import expose``,
-``-m Pyro5.nameserver`` and the rest load geopyro. ``--patch`` monkey-patches
+``-m Pyro5.nameserver`` and the rest load geopyro. ``Pyro4`` and its modules
+load geopyro's Pyro4 API (``geopyro.compatibility.Pyro4``) the same way. ``--patch`` monkey-patches
 the standard library with gevent first (as ``python -m gevent.monkey``
 does); without it the program runs unpatched, as it does on Pyro5.
 
@@ -20,7 +21,7 @@ import logging
 import runpy
 import sys
 
-__all__ = ["install", "uninstall", "PYRO5_MODULES", "main"]
+__all__ = ["install", "uninstall", "PYRO5_MODULES", "PYRO4_MODULES", "main"]
 
 # Pyro5's module -> the geopyro module that stands for it
 PYRO5_MODULES = {
@@ -44,11 +45,40 @@ PYRO5_MODULES = {
     "Pyro5.utils.echoserver": "geopyro.utils.echoserver",
     "Pyro5.utils.httpgateway": "geopyro.utils.httpgateway",
 }
-# Pyro5's modules geopyro does not offer yet, and why
-MISSING = {
-    "Pyro5.compatibility": "geopyro does not offer Pyro4's API yet",
-    "Pyro5.compatibility.Pyro4": "geopyro does not offer Pyro4's API yet",
+# Pyro4's modules -> the geopyro modules that offer Pyro4's API (Pyro5's own alias module for it too)
+PYRO4_MODULES = {
+    "Pyro4": "geopyro.compatibility.Pyro4",
+    "Pyro4.configuration": "geopyro.compatibility.Pyro4.configuration",
+    "Pyro4.constants": "geopyro.compatibility.Pyro4.constants",
+    "Pyro4.core": "geopyro.compatibility.Pyro4.core",
+    "Pyro4.errors": "geopyro.compatibility.Pyro4.errors",
+    "Pyro4.futures": "geopyro.compatibility.Pyro4.futures",
+    "Pyro4.naming": "geopyro.compatibility.Pyro4.naming",
+    "Pyro4.socketutil": "geopyro.compatibility.Pyro4.socketutil",
+    "Pyro4.util": "geopyro.compatibility.Pyro4.util",
 }
+PYRO5_MODULES.update({"Pyro5.compatibility": "geopyro.compatibility",
+                      "Pyro5.compatibility.Pyro4": "geopyro.compatibility.Pyro4"})
+_INTERNALS = "a Pyro4 internal that geopyro's Pyro4 API does not offer"
+# modules of Pyro5 and Pyro4 geopyro does not offer, and why
+MISSING = {
+    "Pyro4.message": _INTERNALS + " (geopyro.protocol48 is the wire protocol)",
+    "Pyro4.naming_storage": _INTERNALS + " (geopyro.nsstore has the name server's storages)",
+    "Pyro4.nsc": "Pyro4's name server tool: use python -m geopyro.nsc",
+    "Pyro4.socketserver": _INTERNALS + " (geopyro.servers has the server types)",
+    "Pyro4.socketserver.existingconnectionserver": _INTERNALS,
+    "Pyro4.socketserver.multiplexserver": _INTERNALS,
+    "Pyro4.socketserver.threadpool": _INTERNALS,
+    "Pyro4.socketserver.threadpoolserver": _INTERNALS,
+    "Pyro4.test": "Pyro4's test echo server: use geopyro.utils.echoserver",
+    "Pyro4.test.echoserver": "Pyro4's test echo server: use geopyro.utils.echoserver",
+    "Pyro4.utils": "Pyro4's utils package (Flame, HTTP gateway): see geopyro.utils",
+    "Pyro4.utils.flame": "geopyro has no Flame (remote module and code execution)",
+    "Pyro4.utils.flameserver": "geopyro has no Flame (remote module and code execution)",
+    "Pyro4.utils.httpgateway": "Pyro4's HTTP gateway: use python -m geopyro.utils.httpgateway",
+}
+ALIASES = dict(PYRO5_MODULES, **PYRO4_MODULES)
+_PACKAGES = ("Pyro5", "Pyro5.utils", "Pyro5.compatibility", "Pyro4")
 
 log = logging.getLogger("geopyro.run")
 
@@ -66,21 +96,24 @@ class _AliasLoader(importlib.abc.Loader):
         pass  # imported already, under its own name
 
 
+def _is_aliased(name):
+    return name.partition(".")[0] in ("Pyro5", "Pyro4")
+
+
 class _Pyro5Finder(importlib.abc.MetaPathFinder):
-    """Answers imports of Pyro5's module names with geopyro's modules."""
+    """Answers imports of Pyro5's (and Pyro4's) module names with geopyro's modules."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "Pyro5" and not fullname.startswith("Pyro5."):
+        if not _is_aliased(fullname):
             return None
         reason = MISSING.get(fullname)
         if reason is not None:
             raise ImportError("%s: %s (this program runs on geopyro through geopyro.run)" % (fullname, reason),
                               name=fullname)
-        real = PYRO5_MODULES.get(fullname)
+        real = ALIASES.get(fullname)
         if real is None:
-            return None  # not a module of Pyro5's: the usual "No module named" error
-        is_package = fullname in ("Pyro5", "Pyro5.utils")
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(real), is_package=is_package)
+            return None  # not a module of Pyro5's or Pyro4's: the usual "No module named" error
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(real), is_package=fullname in _PACKAGES)
 
 
 _finder = _Pyro5Finder()
@@ -91,9 +124,10 @@ def install():
     if _finder in sys.meta_path:
         return
     for name in list(sys.modules):
-        if name == "Pyro5" or name.startswith("Pyro5."):
-            raise RuntimeError("Pyro5 was imported before geopyro's alias was installed: install it first "
-                               "(python -m geopyro.run, or 'import geopyro.as_pyro5' as the first import)")
+        if _is_aliased(name):
+            raise RuntimeError("%s was imported before geopyro's alias was installed: install it first "
+                               "(python -m geopyro.run, or 'import geopyro.as_pyro5' as the first import)"
+                               % name.partition(".")[0])
     sys.meta_path.insert(0, _finder)
     _log_through_pyro5_loggers(True)
 
@@ -135,13 +169,14 @@ def uninstall():
         sys.meta_path.remove(_finder)
         _log_through_pyro5_loggers(False)
     for name in list(sys.modules):
-        if name == "Pyro5" or name.startswith("Pyro5."):
+        if _is_aliased(name):
             del sys.modules[name]
 
 
 def real_module_name(name):
-    """geopyro's module for a Pyro5 module name given to -m (``Pyro5.nameserver`` -> ``geopyro.nameserver``)."""
-    return PYRO5_MODULES.get(name, name)
+    """geopyro's module for a Pyro5 or Pyro4 module name given to -m (``Pyro5.nameserver`` -> ``geopyro.nameserver``,
+    ``Pyro4.naming`` -> ``geopyro.compatibility.Pyro4.naming``)."""
+    return ALIASES.get(name, name)
 
 
 USAGE = "usage: python -m geopyro.run [--patch] (script.py | -m module) [args...]"

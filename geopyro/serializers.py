@@ -87,10 +87,9 @@ def pyro_name(name):
     return _PYRO4_NAMES.get(name, name)
 
 
-def _speak_pyro4(proxy, encoded_hmac_key):
-    """A proxy that came from a Pyro4 peer is for a Pyro4 daemon (a client's callback object, say): it talks
-    protocol 48, signing with the key that came with it (Pyro4 sends it as "b64:..." or None)."""
-    proxy._pyroProtocol = protocol48.PROTOCOL_VERSION
+def _with_pyro4_key(proxy, encoded_hmac_key):
+    """A proxy that came from a Pyro4 peer is for a Pyro4 daemon (a client's callback object, say): it signs
+    with the key that came with it (Pyro4 sends it as "b64:..." or None)."""
     if isinstance(encoded_hmac_key, str) and encoded_hmac_key.startswith("b64:"):
         proxy._pyroHmacKey = base64.b64decode(encoded_hmac_key[4:])
 
@@ -221,10 +220,13 @@ class SerializerBase:
         if classname.startswith("Pyro4."):
             pyro5 = _from_pyro4(data, classname)
             if pyro5 is not None:
-                obj = cls.dict_to_class(pyro5)
-                if classname == "Pyro4.core.Proxy":
-                    _speak_pyro4(obj, data["state"][5])
-                return obj
+                if classname == "Pyro4.core.Proxy":  # (a Pyro4 proxy, which talks protocol 48)
+                    from .compatibility.Pyro4.core import Proxy as Pyro4Proxy
+                    obj = Pyro4Proxy.__new__(Pyro4Proxy)
+                    obj.__setstate__(pyro5["state"])
+                    _with_pyro4_key(obj, data["state"][5])
+                    return obj
+                return cls.dict_to_class(pyro5)
         target = _PYRO_WIRE_CLASSES.get(classname)
         if target is not None:
             clazz = getattr(importlib.import_module(target[0]), target[1])

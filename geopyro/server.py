@@ -415,9 +415,16 @@ class Daemon:
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, value):
         self.__dict__["_hmac_key"] = value.encode("utf-8") if isinstance(value, str) else value
-        if value and not self._settings.ACCEPT_PYRO4:
+        if value and not self._accepts_protocol48():
             log.warning("an HMAC key only matters to Pyro4 clients, and this daemon does not accept them "
                         "(config.ACCEPT_PYRO4 is off)")
+
+    _serves_pyro4 = None  # True or False: this daemon does (not) serve Pyro4 clients; None: config.ACCEPT_PYRO4 says
+    _serializers_accepted = None  # names of the serializers clients may use (Pyro4's SERIALIZERS_ACCEPTED); None: all
+
+    def _accepts_protocol48(self):
+        """Whether a new connection may speak Pyro4's protocol 48."""
+        return self._settings.ACCEPT_PYRO4 if self._serves_pyro4 is None else self._serves_pyro4
 
     # --- registry ---
 
@@ -565,7 +572,7 @@ class Daemon:
         try:
             if denied_reason:
                 raise errors.CommunicationError(denied_reason)
-            serializer = serializers.get_serializer_by_id(serializer_id)
+            serializer = self._serializer_of(msg)
             data = self._decoded(msg)
             pyro4 = protocol48.is_pyro4_serializer(serializer_id)  # (a Pyro4 client sends "object" only for metadata)
             if not pyro4 and self._pyroHmacKey:
@@ -660,7 +667,7 @@ class Daemon:
         try:
             if msg.type == protocol.MSG_PING:
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
-            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            serializer = self._serializer_of(msg)
             object_id, method_name, vargs, kwargs = self._decoded(msg)
             target = _unpack_weakref(self.objectsById.get(object_id))
             if target is None:
@@ -669,6 +676,17 @@ class Daemon:
         except Exception as exc:
             return self._error_outcome(msg, exc, False)
         return _Call(msg, serializer, method_name, vargs, kwargs, target, correlation)
+
+    def _serializer_of(self, msg):
+        """The serializer a request uses, if this daemon accepts it (SerializeError if not)."""
+        serializer = serializers.get_serializer_by_id(msg.serializer_id)
+        accepted = self._serializers_accepted
+        if accepted is not None and serializer.name not in accepted:
+            wire_id = msg.serializer_id
+            if protocol48.is_pyro4_serializer(wire_id):
+                wire_id = protocol48.serializer_id_to_48(wire_id)
+            raise errors.SerializeError("message used serializer that is not accepted: %d" % wire_id)
+        return serializer
 
     def _decoded(self, msg):
         """The deserialized payload of a CONNECT or INVOKE message (raises what deserializing raised).

@@ -83,6 +83,11 @@ _TRUE = ("1", "yes", "on", "true")
 _FALSE = ("0", "no", "off", "false")
 
 
+# Pyro4's items that Pyro5 dropped: their PYRO_* variables belong to geopyro.compatibility.Pyro4's config
+PYRO4_ONLY_ITEMS = frozenset(("SERIALIZERS_ACCEPTED", "METADATA", "REQUIRE_EXPOSE", "AUTOPROXY", "FLAME_ENABLED",
+                              "PICKLE_PROTOCOL_VERSION", "DILL_PROTOCOL_VERSION", "JSON_MODULE", "USE_MSG_WAITALL"))
+
+
 class UnknownConfigItem(AttributeError, ValueError):
     """Assigning an item Pyro5 does not know: an AttributeError, as in Pyro5 (and a ValueError, as geopyro
     said before)."""
@@ -156,6 +161,8 @@ class Configuration:
                 if not key.startswith(ENV_PREFIX):
                     continue
                 name = key[len(ENV_PREFIX):]
+                if name in PYRO4_ONLY_ITEMS:
+                    continue  # read by Pyro4's API on geopyro (geopyro.compatibility.Pyro4.config)
                 if name not in _DEFAULTS:
                     raise UnknownConfigItem("environment variable %s: %s" % (key, _unknown_item(name)))
                 setattr(self, name, _parse_env(name, text))

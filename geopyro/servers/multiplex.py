@@ -419,7 +419,7 @@ class MultiplexServer:
         conn = _BufferedConnection(sock)
         conn._peer = address
         conn.limit_messages(self.settings.MAX_MESSAGE_SIZE)
-        if self.settings.ACCEPT_PYRO4:
+        if self.daemon._accepts_protocol48():
             conn.accept_pyro4(self.daemon._pyroHmacKey)
         limit = self.settings.MAX_CONNECTIONS
         client = _Client(conn)
