@@ -16,7 +16,7 @@ import pytest
 from geopyro import client, nameserver, protocol, serializers, server
 from geopyro.servers.greenlet import GreenletServer, SocketServer_Threadpool
 from geopyro.servers.multiplex import MultiplexServer, SocketServer_Multiplex
-from support import child_env
+from support import child_env, wait_until
 
 
 @server.expose
@@ -104,8 +104,8 @@ def test_registered_objects_go_with_their_daemon():
         del kept
         daemon.close()
         del daemon
-        gc.collect()
-        assert watch() is None, module.__name__
+        # (Pyro5's own server threads may still hold it for a moment after close() on a busy machine)
+        assert wait_until(lambda: gc.collect() is not None and watch() is None, timeout=10), module.__name__
         assert isinstance(Registered._pyroDaemon, weakref.ProxyTypes)
 
 
