@@ -35,8 +35,12 @@ def run_conformance(tmp_path, *selection):
     ("--server", "geopyro", "--client", "pyro5", "--execution", "inline"),
     ("--server-command", "%s -m conformance.contract_server --package Pyro5 --servertype {servertype}" % sys.executable,
      "--client", "geopyro"),
+    ("--target", "geopyro4"),
+    ("--server", "pyro4", "--client", "geopyro4"),
+    ("--server", "geopyro4", "--client", "pyro4"),
 ], ids=["geopyro", "geopyro-inline", "geopyro-thread", "pyro5", "geopyro-server-pyro5-client",
-        "pyro5-server-geopyro-client", "geopyro-inline-server-pyro5-client", "pyro5-server-command-geopyro-client"])
+        "pyro5-server-geopyro-client", "geopyro-inline-server-pyro5-client", "pyro5-server-command-geopyro-client",
+        "geopyro4", "pyro4-server-geopyro4-client", "geopyro4-server-pyro4-client"])
 def test_conformance_suite_passes(tmp_path, selection):
     data, output = run_conformance(tmp_path, *selection)
     assert data["ok"] is True, output
