@@ -89,6 +89,13 @@ RUNS = {
                        "pyro5 client: autoproxy is a Pyro5.client.Proxy: probe p5, kept by geopyro",
                        "remote traceback names temperature(): True",
                        "notes left by the others: ['checked by the Pyro4 client', 'checked by the Pyro5 client']"]),
+        ("server_unchanged.py", ["server: pyro4_server.py, unchanged, runs on geopyro at PYRO:station@",
+                                 "pyro4 client: batch -> [11.5, 14.0]",
+                                 "pyro4 client: autoproxy is a Pyro4.core.Proxy: probe p4, kept by geopyro",
+                                 "pyro5 client: autoproxy is a Pyro5.client.Proxy: probe p5, kept by geopyro",
+                                 "remote traceback names temperature(): True",
+                                 "notes left by the others: ['checked by the Pyro4 client', 'checked by the Pyro5 "
+                                 "client']"]),
     ],
     "interop": [
         ("server.py", ["client: Pyro5 5.", "geopyro not loaded", "remote property name = geopyro bank",
