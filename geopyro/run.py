@@ -173,10 +173,14 @@ def uninstall():
             del sys.modules[name]
 
 
+# what ``-m`` runs for a module that its own package imports already (runpy would run it a second time)
+_MAIN_MODULES = {"Pyro4.naming": "geopyro.compatibility.Pyro4._naming_main"}
+
+
 def real_module_name(name):
     """geopyro's module for a Pyro5 or Pyro4 module name given to -m (``Pyro5.nameserver`` -> ``geopyro.nameserver``,
-    ``Pyro4.naming`` -> ``geopyro.compatibility.Pyro4.naming``)."""
-    return ALIASES.get(name, name)
+    ``Pyro4.naming`` -> the name server of Pyro4's API)."""
+    return _MAIN_MODULES.get(name) or ALIASES.get(name, name)
 
 
 USAGE = "usage: python -m geopyro.run [--patch] (script.py | -m module) [args...]"

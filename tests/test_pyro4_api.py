@@ -167,3 +167,23 @@ def test_utilities_under_pyro4s_names():
     assert Pyro4.util.get_serializer_by_id(1) is Pyro4.util.get_serializer("serpent")
     assert Pyro4.constants.PROTOCOL_VERSION == 48 and Pyro4.constants.DAEMON_NAME == "Pyro.Daemon"
     assert Pyro4.errors.NamingError is geopyro.errors.NamingError
+
+
+def test_pyro4s_name_server_command_runs_geopyros(clean_config):
+    import subprocess
+    import sys
+
+    from support import accepts, child_env, free_port, wait_until
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "geopyro.run", "-m", "Pyro4.naming", "-n", "127.0.0.1", "-p",
+                             str(port), "-x"], env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: accepts(port), timeout=30), "the name server did not start"
+        ns = real_Pyro4.locateNS("127.0.0.1", port)  # a real Pyro4 client
+        assert ns.list() == {"Pyro.NameServer": "PYRO:Pyro.NameServer@127.0.0.1:%d" % port}
+        ns._pyroRelease()
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    assert b"RuntimeWarning" not in err, err

@@ -45,6 +45,3 @@ def main(args=None):
     geopyro_config.ACCEPT_PYRO4 = True  # (this process is the name server's)
     return _nameserver.main(args)
 
-
-if __name__ == "__main__":
-    main()
