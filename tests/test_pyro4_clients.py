@@ -134,11 +134,12 @@ def test_a_pyro4_client_calls_a_geopyro_daemon(start_server, pyro4_serializer, s
         Pyro4.message.Message.ping(proxy._pyroConnection)
 
 
-def test_a_pyro4_proxy_passed_in_arrives_as_a_geopyro_proxy(start_server):
+def test_a_pyro4_proxy_passed_in_arrives_as_a_pyro4_proxy_of_geopyros(start_server):
+    """(geopyro's Pyro4 API Proxy: a geopyro Proxy that talks protocol 48, as the object it stands for needs)"""
     uri = start_server()
     with Pyro4.Proxy(uri) as proxy:
         assert proxy.describe(Pyro4.Proxy("PYRO:callback@localhost:1234")) == \
-            ["geopyro.client", "Proxy", "PYRO:callback@localhost:1234"]
+            ["geopyro.compatibility.Pyro4.core", "Proxy", "PYRO:callback@localhost:1234"]
 
 
 def test_pyro4_and_pyro5_clients_share_one_port(start_server):
