@@ -1,5 +1,6 @@
 """``python -m geopyro.run``: unmodified Pyro5 programs (server, client, name server) run on geopyro."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -166,24 +167,20 @@ def test_a_pyro4_program_gets_pyro4s_api_on_geopyro(program):
                                    "geopyro.errors", "geopyro.compatibility.Pyro4.naming", "True", "48"]
 
 
-def test_every_pyro5_module_has_a_counterpart():
-    import Pyro5
-    pyro5_dir = os.path.dirname(Pyro5.__file__)
+def _module_names(package):
+    """Every module name of an installed package."""
+    top = os.path.dirname(importlib.import_module(package).__file__)
     names = set()
-    for folder, _, files in os.walk(pyro5_dir):
-        package = "Pyro5" + folder[len(pyro5_dir):].replace(os.sep, ".")
-        names.update(package + ("" if f == "__init__.py" else "." + f[:-3]) for f in files if f.endswith(".py"))
-    assert names == set(run.PYRO5_MODULES) | {name for name in run.MISSING if name.startswith("Pyro5")}
+    for folder, _, files in os.walk(top):
+        prefix = package + folder[len(top):].replace(os.sep, ".")
+        names.update(prefix + ("" if f == "__init__.py" else "." + f[:-3]) for f in files if f.endswith(".py"))
+    return names
 
 
-def test_every_pyro4_module_has_a_counterpart_or_a_reason():
-    import Pyro4
-    pyro4_dir = os.path.dirname(Pyro4.__file__)
-    names = set()
-    for folder, _, files in os.walk(pyro4_dir):
-        package = "Pyro4" + folder[len(pyro4_dir):].replace(os.sep, ".")
-        names.update(package + ("" if f == "__init__.py" else "." + f[:-3]) for f in files if f.endswith(".py"))
-    assert names == set(run.PYRO4_MODULES) | {name for name in run.MISSING if name.startswith("Pyro4")}
+@pytest.mark.parametrize("package, aliases", [("Pyro5", run.PYRO5_MODULES), ("Pyro4", run.PYRO4_MODULES)])
+def test_every_module_has_a_counterpart_or_a_reason(package, aliases):
+    missing = {name for name in run.MISSING if name.partition(".")[0] == package}
+    assert _module_names(package) == set(aliases) | missing
 
 
 def test_installing_after_pyro5_was_imported_is_refused():

@@ -23,35 +23,6 @@ def load():
     import Pyro4.errors
     import Pyro4.naming
     import Pyro4.util
-    from . import Target
 
-    def configure(**items):
-        for key, value in items.items():
-            setattr(Pyro4.config, key, value)
-
-    def start_ns(host):
-        uri, daemon, _bc = Pyro4.naming.startNS(host=host, port=0, enableBroadcast=False)
-        return uri, daemon
-
-    def serve(objects, daemon, use_ns):
-        Pyro4.core.Daemon.serveSimple(objects, daemon=daemon, ns=use_ns, verbose=False)
-
-    def server_setup():
-        # Pyro4 accepts only serpent/marshal/json unless told otherwise; accept every
-        # serializer this adapter advertises so each one can be checked.
-        Pyro4.config.SERIALIZERS_ACCEPTED = set(SERIALIZERS)
-
-    return Target(
-        version=Pyro4.__version__,
-        expose=Pyro4.expose, oneway=Pyro4.oneway, behavior=Pyro4.behavior, callback=Pyro4.callback,
-        Daemon=Pyro4.Daemon, DaemonObject=Pyro4.core.DaemonObject, Proxy=Pyro4.Proxy, URI=Pyro4.URI,
-        config=Pyro4.config, errors=Pyro4.errors, locate_ns=Pyro4.locateNS, resolve=Pyro4.core._resolve,
-        current_context=Pyro4.current_context, SerializedBlob=Pyro4.core.SerializedBlob,
-        batch=Pyro4.batch, serve=serve, start_ns=start_ns, configure=configure,
-        servertypes={"concurrent": "thread", "multiplex": "multiplex"},
-        serializers=SERIALIZERS,
-        get_pyro_traceback=lambda exc: Pyro4.util.getPyroTraceback(type(exc), exc, exc.__traceback__),
-        DAEMON_NAME=Pyro4.constants.DAEMON_NAME, NAMESERVER_NAME=Pyro4.constants.NAMESERVER_NAME,
-        server_setup=server_setup,
-        lacks=LACKS,
-    )
+    from ._pyro4_api import pyro4_api_target
+    return pyro4_api_target(Pyro4, SERIALIZERS, LACKS, "thread")
