@@ -7,7 +7,8 @@ with ``python -m geopyro.run``) offers what the Pyro4 4.8x package offers from
 Pyro4 daemons and to geopyro daemons; its daemons serve Pyro4 and Pyro5
 clients. Where Pyro4's behaviour differs from Pyro5's, this API keeps Pyro4's;
 what geopyro does not support (pickle, Flame, REQUIRE_EXPOSE = False,
-AUTOPROXY = False) is refused with an error that says so.
+AUTOPROXY = False) is refused with an error that says so. The differences
+that remain are listed in examples/pyro4migration/Readme.md.
 """
 
 from . import constants, core, errors, futures, naming, socketutil, util  # noqa: F401
