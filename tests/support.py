@@ -79,3 +79,21 @@ def first_line(proc, deadline, what):
         _, err = proc.communicate(timeout=10)
         pytest.fail("%s did not print its first line (exit code %s); stderr:\n%s" % (what, proc.returncode, err))
     return line
+
+
+def feed_in_chunks(reader, data, chunks):
+    """Feed ``data`` to a message reader in the given chunk sizes (cycled); return the messages it gave.
+    Checks on the way that the reader only ever holds bytes that really arrived. May raise what it raises."""
+    found = []
+    pos = i = 0
+    while pos < len(data):
+        chunk = data[pos:pos + chunks[i % len(chunks)]]
+        pos += len(chunk)
+        i += 1
+        reader.feed(chunk)
+        assert reader.buffered <= pos
+        msg = reader.next_message()
+        while msg is not None:
+            found.append(msg)
+            msg = reader.next_message()
+    return found

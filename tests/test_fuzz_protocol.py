@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from geopyro import protocol, serializers
 from geopyro.errors import MessageTooLargeError, ProtocolError, SecurityError, SerializeError
+from support import feed_in_chunks
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -59,20 +60,7 @@ def mutate(data, ops):
 def drain(data, chunks, max_size):
     """Feed ``data`` in the given chunk sizes (cycled); return the messages and the reader. May raise."""
     reader = protocol.MessageReader(max_size)
-    found = []
-    pos = i = 0
-    while pos < len(data):
-        chunk = data[pos:pos + chunks[i % len(chunks)]]
-        pos += len(chunk)
-        i += 1
-        reader.feed(chunk)
-        assert reader.buffered <= pos            # only bytes that really arrived are held
-        while True:
-            msg = reader.next_message()
-            if msg is None:
-                break
-            found.append(msg)
-    return found, reader
+    return feed_in_chunks(reader, data, chunks), reader
 
 
 def only_protocol_errors(data, chunks, max_size=SMALL_MAX):

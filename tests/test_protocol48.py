@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from geopyro import protocol, protocol48
 from geopyro.errors import MessageTooLargeError, ProtocolError, SecurityError
+from support import feed_in_chunks
 
 Pyro4_message = pytest.importorskip("Pyro4.message", reason="Pyro4 is the peer these tests compare with")
 Pyro4_errors = pytest.importorskip("Pyro4.errors")
@@ -199,18 +200,8 @@ chunkings = st.lists(st.integers(1, 80), min_size=1, max_size=20)
 
 def _drain(data, chunks, hmac_key=None):
     reader = protocol48.MessageReader48(MAX, hmac_key)
-    pos = i = 0
-    found = []
-    while pos < len(data):
-        piece = data[pos:pos + chunks[i % len(chunks)]]
-        pos, i = pos + len(piece), i + 1
-        reader.feed(piece)
-        assert reader.buffered <= pos  # only bytes that really arrived are held
-        msg = reader.next_message()
-        while msg is not None:
-            assert len(msg.data) <= MAX
-            found.append(msg)
-            msg = reader.next_message()
+    found = feed_in_chunks(reader, data, chunks)
+    assert all(len(msg.data) <= MAX for msg in found)
     return found, reader
 
 
