@@ -51,6 +51,12 @@ class Station:
         return probe  # goes back as a proxy: autoproxy, for Pyro4 and Pyro5 clients alike
 
 
+def _report(client):
+    output, _ = client.communicate(timeout=60)
+    print(output, end="", flush=True)
+    return client.returncode
+
+
 def main(forever=False):
     daemon = api.Daemon(host="127.0.0.1")
     uri = daemon.register(Station, "station")
@@ -60,9 +66,9 @@ def main(forever=False):
         return 0
     loop = gevent.spawn(daemon.requestLoop)
     # step 1: the server moved; old Pyro4 clients and Pyro5 clients call it at the same time, on one port
-    clients = [subprocess.Popen([sys.executable, script, str(uri)], cwd=sys.path[0])
+    clients = [subprocess.Popen([sys.executable, script, str(uri)], cwd=sys.path[0], stdout=subprocess.PIPE, text=True)
                for script in ("client_pyro4.py", "client_pyro5.py")]
-    codes = [client.wait() for client in clients]
+    codes = [_report(client) for client in clients]  # (their output one after the other, not interleaved)
     # step 2: a client moves too, here to geopyro
     codes.append(subprocess.call([sys.executable, "client_moved.py", str(uri)], cwd=sys.path[0]))
     daemon.shutdown()

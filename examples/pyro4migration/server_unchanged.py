@@ -12,9 +12,13 @@ def main():
     try:
         uri = server.stdout.readline().strip()
         print("server: pyro4_server.py, unchanged, runs on geopyro at %s" % uri, flush=True)
-        clients = [subprocess.Popen([sys.executable, script, uri], cwd=here)
+        clients = [subprocess.Popen([sys.executable, script, uri], cwd=here, stdout=subprocess.PIPE, text=True)
                    for script in ("client_pyro4.py", "client_pyro5.py")]
-        codes = [client.wait(60) for client in clients]
+        codes = []
+        for client in clients:  # (their output one after the other, not interleaved)
+            output, _ = client.communicate(timeout=60)
+            print(output, end="", flush=True)
+            codes.append(client.returncode)
         codes.append(subprocess.call([sys.executable, "client_moved.py", uri], cwd=here, timeout=60))
     finally:
         server.kill()
