@@ -54,20 +54,23 @@ def test_config_shares_pyro5s_items_with_geopyro_and_keeps_pyro4s_own(clean_conf
     assert Pyro4.config.parseAddressesString("a, '' ,b") == ["a", "", "b"]
     with pytest.raises(AttributeError, match="no config item"):
         Pyro4.config.NO_SUCH_ITEM = 1
-    for item in ("REQUIRE_EXPOSE", "AUTOPROXY", "FLAME_ENABLED"):
+    for item in ("METADATA", "REQUIRE_EXPOSE", "AUTOPROXY", "FLAME_ENABLED"):
         with pytest.raises(ValueError, match="not supported by geopyro"):
             setattr(Pyro4.config, item, not getattr(Pyro4.config, item))
 
 
-def test_config_reads_pyro4s_environment_variables(monkeypatch, clean_config):
+def test_config_reads_pyro4s_environment_variables(monkeypatch, clean_config, caplog):
     monkeypatch.setenv("PYRO_SERIALIZERS_ACCEPTED", "serpent, msgpack")
-    monkeypatch.setenv("PYRO_METADATA", "false")
+    monkeypatch.setenv("PYRO_PICKLE_PROTOCOL_VERSION", "2")
+    monkeypatch.setenv("PYRO_METADATA", "false")  # not supported: ignored, with a warning
     try:
         Pyro4.config.reset()
-        assert Pyro4.config.SERIALIZERS_ACCEPTED == {"serpent", "msgpack"} and Pyro4.config.METADATA is False
+        assert Pyro4.config.SERIALIZERS_ACCEPTED == {"serpent", "msgpack"}
+        assert Pyro4.config.PICKLE_PROTOCOL_VERSION == 2 and Pyro4.config.METADATA is True
+        assert "PYRO_METADATA is ignored" in caplog.text
     finally:
-        monkeypatch.delenv("PYRO_SERIALIZERS_ACCEPTED")
-        monkeypatch.delenv("PYRO_METADATA")
+        for name in ("PYRO_SERIALIZERS_ACCEPTED", "PYRO_PICKLE_PROTOCOL_VERSION", "PYRO_METADATA"):
+            monkeypatch.delenv(name)
         Pyro4.config.reset(useenvironment=False)
 
 

@@ -3,14 +3,20 @@
 Items Pyro4 shares with Pyro5 are geopyro's own configuration items, read and
 written through (so ``Pyro4.config.SERIALIZER = "json"`` is what every proxy
 uses); their defaults are geopyro's. Items only Pyro4 has are kept here, with
-Pyro4's defaults and its ``PYRO_*`` environment variables.
+Pyro4's defaults and its ``PYRO_*`` environment variables; the ones geopyro
+cannot honour other than at their default refuse other values, and
+``JSON_MODULE``, ``USE_MSG_WAITALL`` and the pickle and dill protocol versions
+are kept but change nothing.
 """
 
+import logging
 import os
 import pickle
 
 from geopyro import config as _geopyro_config
 from geopyro.configure import PYRO4_ONLY_ITEMS
+
+log = logging.getLogger("geopyro.compatibility.Pyro4")
 
 # Pyro4's items that Pyro5 dropped, with Pyro4's defaults
 _PYRO4_ONLY = {
@@ -26,6 +32,7 @@ _PYRO4_ONLY = {
 }
 # Pyro4 items geopyro supports only at their default, and why
 _ONLY_DEFAULT = {
+    "METADATA": "a proxy always learns the object's methods when it connects, as in Pyro5",
     "REQUIRE_EXPOSE": "members must be marked with @expose, as in Pyro5",
     "AUTOPROXY": "registered objects always travel as proxies, as in Pyro5",
     "FLAME_ENABLED": "geopyro has no Flame (remote module and code execution)",
@@ -74,6 +81,10 @@ class Configuration:
                 value = value.lower() in ("1", "yes", "true", "on")
             elif value is not None and not isinstance(default, str):
                 value = type(default)(value)
+            if value is not None and name in _ONLY_DEFAULT and value != default:
+                log.warning("PYRO_%s is ignored: %s = %r is not supported by geopyro: %s", name, name, value,
+                            _ONLY_DEFAULT[name])
+                value = None
             object.__setattr__(self, name, default if value is None else value)
         accepted = self.SERIALIZERS_ACCEPTED
         if isinstance(accepted, str):
