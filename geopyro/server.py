@@ -572,7 +572,9 @@ class Daemon:
         try:
             if denied_reason:
                 raise errors.CommunicationError(denied_reason)
-            serializer = self._serializer_of(msg)
+            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
+                self._refuse_unaccepted(serializer, msg)
             data = self._decoded(msg)
             pyro4 = protocol48.is_pyro4_serializer(serializer_id)  # (a Pyro4 client sends "object" only for metadata)
             if not pyro4 and self._pyroHmacKey:
@@ -667,7 +669,9 @@ class Daemon:
         try:
             if msg.type == protocol.MSG_PING:
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
-            serializer = self._serializer_of(msg)
+            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
+                self._refuse_unaccepted(serializer, msg)
             object_id, method_name, vargs, kwargs = self._decoded(msg)
             target = _unpack_weakref(self.objectsById.get(object_id))
             if target is None:
@@ -677,16 +681,13 @@ class Daemon:
             return self._error_outcome(msg, exc, False)
         return _Call(msg, serializer, method_name, vargs, kwargs, target, correlation)
 
-    def _serializer_of(self, msg):
-        """The serializer a request uses, if this daemon accepts it (SerializeError if not)."""
-        serializer = serializers.get_serializer_by_id(msg.serializer_id)
-        accepted = self._serializers_accepted
-        if accepted is not None and serializer.name not in accepted:
+    def _refuse_unaccepted(self, serializer, msg):
+        """(only for a daemon with a list of accepted serializers) SerializeError if ``serializer`` is not on it."""
+        if serializer.name not in self._serializers_accepted:
             wire_id = msg.serializer_id
             if protocol48.is_pyro4_serializer(wire_id):
                 wire_id = protocol48.serializer_id_to_48(wire_id)
             raise errors.SerializeError("message used serializer that is not accepted: %d" % wire_id)
-        return serializer
 
     def _decoded(self, msg):
         """The deserialized payload of a CONNECT or INVOKE message (raises what deserializing raised).
