@@ -51,12 +51,14 @@ _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
 _PREFIX = _TAG + _VERSION_BYTES
 COMPRESSION_THRESHOLD = 100  # payloads at most this long are never compressed (as Pyro5)
 LARGE_BODY = 1 << 20  # encode(join=False) leaves payloads from this size on apart from their header
+VIEWED_PAYLOAD = 64 * 1024  # a reader hands payloads from this size on as views of what it received, not copies
 
 
 class Message:
     """One protocol message: what was parsed off the wire, or what is about to be sent."""
 
-    __slots__ = ("type", "flags", "seq", "serializer_id", "data", "annotations", "corr_id", "decoded")
+    __slots__ = ("type", "flags", "seq", "serializer_id", "data", "annotations", "corr_id", "decoded",
+                 "hmac_pending")
 
     def __init__(self, msgtype, flags, seq, serializer_id, data=b"", annotations=None, corr_id=EMPTY_CORR_ID):
         self.type = msgtype
@@ -67,6 +69,7 @@ class Message:
         self.annotations = annotations if annotations is not None else {}
         self.corr_id = corr_id
         self.decoded = None  # a server's (ok, value) of deserializing data, once done (maybe on a thread)
+        self.hmac_pending = None  # (protocol 48) the key a large message's signature is still to be checked with
 
     def __repr__(self):
         return "<Message type=%d flags=0x%x seq=%d serializer=%d size=%d annotations=%s>" % (
@@ -245,6 +248,19 @@ class BufferedReader:
         total = self._header_size + self._header[4] + self._header[5]
         return max(1, total - len(self._buf))
 
+    def _take_body(self, body_size):
+        """Remove the current message from the buffer; return its annotations and payload as a memoryview.
+        When the buffer holds just this message (as it does for a large one) it is handed over, not copied."""
+        buf, header_size = self._buf, self._header_size
+        if len(buf) == header_size + body_size:
+            self._buf = bytearray()
+            body = memoryview(buf)[header_size:]
+        else:
+            body = memoryview(bytes(buf[header_size:header_size + body_size]))
+            del buf[:header_size + body_size]
+        self._header = None
+        return body
+
 
 class MessageReader(BufferedReader):
     """Incremental parser: ``feed`` it bytes as they arrive, take complete messages with ``next_message``.
@@ -280,13 +296,7 @@ class MessageReader(BufferedReader):
         body_size = ann_size + data_size
         if len(buf) < HEADER_SIZE + body_size:
             return None
-        if len(buf) == HEADER_SIZE + body_size:
-            self._buf = bytearray()  # hand the whole buffer over instead of copying it
-            body = memoryview(buf)[HEADER_SIZE:]
-        else:
-            body = memoryview(bytes(buf[HEADER_SIZE:HEADER_SIZE + body_size]))
-            del buf[:HEADER_SIZE + body_size]
-        self._header = None
+        body = self._take_body(body_size)
         annotations = parse_annotations(body[:ann_size]) if ann_size else {}
         data = body[ann_size:] if ann_size else body
         if flags & FLAGS_COMPRESSED:
@@ -295,7 +305,7 @@ class MessageReader(BufferedReader):
                 flags &= ~FLAGS_COMPRESSED
             # else a server inflates it later, where it does not hold up other clients
         else:
-            data = bytes(data) if len(data) < 65536 else data
+            data = bytes(data) if len(data) < VIEWED_PAYLOAD else data
         return Message(msgtype, flags, seq, serializer_id, data, annotations, corr_id)
 
 

@@ -158,13 +158,16 @@ def parse_annotations(chunk):
 class MessageReader48(protocol.BufferedReader):
     """Incremental parser of 48 messages: ``feed`` it bytes, take ``protocol.Message`` objects (in geopyro's
     vocabulary) from ``next_message``. ``hmac_key``: the key every message must be signed with (None: none
-    may be signed, as Pyro4 requires)."""
+    may be signed, as Pyro4 requires). With ``defer_large_hmac`` (a server's reader) the signature of a
+    payload of DEFERRED_HMAC_FROM bytes or more is left in ``msg.hmac_pending`` for ``verify`` to check
+    where hashing it holds up nobody; whoever reads such a message must call it before trusting the data."""
 
-    __slots__ = ("hmac_key",)
+    __slots__ = ("hmac_key", "defer_large_hmac")
 
-    def __init__(self, max_size, hmac_key=None):
+    def __init__(self, max_size, hmac_key=None, defer_large_hmac=False):
         super().__init__(max_size, HEADER_SIZE)
         self.hmac_key = hmac_key
+        self.defer_large_hmac = defer_large_hmac
 
     def feed(self, data):
         buf = self._buf
@@ -195,27 +198,37 @@ class MessageReader48(protocol.BufferedReader):
                 raise ProtocolError("invalid data or unsupported protocol version")
             self._header = self._parse_header()
         msgtype, flags, seq, serializer_id, data_size, ann_size = self._header
-        end = HEADER_SIZE + ann_size + data_size
-        if len(buf) < end:
+        if len(buf) < HEADER_SIZE + ann_size + data_size:
             return None
-        annotations = parse_annotations(memoryview(buf)[HEADER_SIZE:HEADER_SIZE + ann_size]) if ann_size else {}
-        data = bytes(buf[HEADER_SIZE + ann_size:end])
-        del buf[:end]
-        self._header = None
-        self._check_hmac(data, annotations)
+        body = self._take_body(ann_size + data_size)
+        annotations = parse_annotations(body[:ann_size]) if ann_size else {}
+        data = body[ann_size:]
+        if data_size < protocol.VIEWED_PAYLOAD:
+            data = bytes(data)
         corr_id = annotations.get("CORR")
         mapped_flags = _map_flags(flags, _FLAGS_TO_502)
         if corr_id is not None and len(corr_id) == 16:
             mapped_flags |= protocol.FLAGS_CORR_ID
         else:
             corr_id = protocol.EMPTY_CORR_ID
-        return protocol.Message(msgtype, mapped_flags, seq, serializer_id_from_48(serializer_id), data, annotations,
-                                corr_id)
-
-    def _check_hmac(self, data, annotations):
+        msg = protocol.Message(msgtype, mapped_flags, seq, serializer_id_from_48(serializer_id), data, annotations,
+                               corr_id)
         signature = annotations.get("HMAC")
-        if signature is not None and self.hmac_key:
-            if not hmac.compare_digest(signature, message_hmac(self.hmac_key, data, annotations)):
-                raise SecurityError("message hmac mismatch")
-        elif (signature is not None) != bool(self.hmac_key):
+        if (signature is not None) != bool(self.hmac_key):
             raise SecurityError("hmac key config not symmetric")
+        if signature is not None:
+            msg.hmac_pending = self.hmac_key
+            if not (self.defer_large_hmac and data_size >= DEFERRED_HMAC_FROM):
+                verify(msg)
+        return msg
+
+
+DEFERRED_HMAC_FROM = protocol.VIEWED_PAYLOAD  # see MessageReader48's defer_large_hmac
+
+
+def verify(msg):
+    """Check the signature a reader left pending on ``msg`` (SecurityError if it is wrong). Hashing releases
+    the GIL, so a pool thread may do it for a large message."""
+    key, msg.hmac_pending = msg.hmac_pending, None
+    if key and not hmac.compare_digest(msg.annotations["HMAC"], message_hmac(key, msg.data, msg.annotations)):
+        raise SecurityError("message hmac mismatch")

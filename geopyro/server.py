@@ -668,6 +668,8 @@ class Daemon:
         current_context.__dict__.update(_correlation=correlation, response_annotations={})
         try:
             if msg.type == protocol.MSG_PING:
+                if msg.hmac_pending is not None or msg.decoded is not None:  # a large signed ping (Pyro4's):
+                    self._decoded(msg)  # its signature is checked off the loop (maybe by a multiplex loop already)
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
             serializer = serializers.get_serializer_by_id(msg.serializer_id)
             if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
@@ -769,7 +771,13 @@ class Daemon:
         if outcome.reply is not None:
             self._send(conn, outcome.reply)
         if outcome.error is not None:
-            raise outcome.error
+            # raised with no reference from the frames it passes through: a cycle (error -> traceback -> the
+            # caller's frame -> outcome -> error) would keep the request's message alive until a gc pass
+            error, outcome.error = outcome.error, None
+            try:
+                raise error
+            finally:
+                del error
 
     def _error_outcome(self, msg, exc, is_callback):
         """The reply to a request that failed with ``exc`` (none for oneway calls or a lost connection)."""
@@ -1165,13 +1173,19 @@ def _create_instance(clazz, creator):
 
 
 def decodes_off_loop(msg):
-    """True when deserializing ``msg`` is work to do on a thread: a large or still compressed payload."""
-    return msg.decoded is None and msg.type != protocol.MSG_PING and (
-        len(msg.data) >= OFF_LOOP_BYTES or msg.flags & protocol.FLAGS_COMPRESSED)
+    """True when deserializing ``msg`` is work to do on a thread: a large or still compressed payload, or a
+    signature still to check (see protocol48.MessageReader48)."""
+    return msg.decoded is None and (msg.type != protocol.MSG_PING or msg.hmac_pending is not None) and (
+        len(msg.data) >= OFF_LOOP_BYTES or msg.flags & protocol.FLAGS_COMPRESSED or msg.hmac_pending is not None)
 
 
 def _decode(msg, max_size):
-    """Inflate and deserialize a CONNECT or INVOKE payload; return it (or raise what deserializing raised)."""
+    """Check, inflate and deserialize a CONNECT or INVOKE payload; return it (or raise what deserializing
+    raised). A PING is only checked."""
+    if msg.hmac_pending is not None:
+        protocol48.verify(msg)
+    if msg.type == protocol.MSG_PING:
+        return None
     protocol.inflate(msg, max_size)
     if msg.type == protocol.MSG_CONNECT:
         return serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)

@@ -712,7 +712,8 @@ class _VersionSniffer:
         if version is None:
             return
         if version == protocol48.PROTOCOL_VERSION:
-            self._reader = protocol48.MessageReader48(self._reader502.max_size, self._hmac_key)
+            # (a large message's signature is checked by the daemon where hashing it holds up nobody)
+            self._reader = protocol48.MessageReader48(self._reader502.max_size, self._hmac_key, defer_large_hmac=True)
         else:
             self._reader = self._reader502
         self._reader.feed(self._start)

@@ -310,6 +310,8 @@ class Session:
 
 
 daemon = api.Daemon(host="127.0.0.1", port=options.get("port", 0))
+if options.get("hmac_key"):  # (it then serves only Pyro4's protocol 48, which signs messages)
+    daemon._pyroHmacKey = options["hmac_key"]
 service_uri = daemon.register(Service(), "service")
 session_uri = daemon.register(Session, "session")
 print(json.dumps({"service": str(service_uri), "session": str(session_uri), "location": daemon.locationStr,
@@ -332,12 +334,12 @@ def _read_line(proc, deadline, stderr_path):
 class ServerProcess:
     """A geopyro daemon in its own process; ``info`` holds its URIs, location and pid."""
 
-    def __init__(self, directory, config=None, port=0, nofile=0, tracemalloc=False, nofile_limit=0):
+    def __init__(self, directory, config=None, port=0, nofile=0, tracemalloc=False, nofile_limit=0, hmac_key=None):
         script = os.path.join(str(directory), "geopyro_server.py")
         with open(script, "w") as out:
             out.write(SERVER_SCRIPT)
         options = {"config": config or {}, "port": port, "nofile": nofile, "tracemalloc": tracemalloc,
-                   "nofile_limit": nofile_limit}
+                   "nofile_limit": nofile_limit, "hmac_key": hmac_key}
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYRO_")}
         # stderr goes to a file: a server logging thousands of warnings must never block on a full pipe
         self.stderr_path = os.path.join(str(directory), "server-stderr-%d.txt" % next(_serial))
@@ -383,9 +385,10 @@ class Watchdog:
     ``progressing()`` waits until it has completed a few more calls, proving the server still serves it now.
     """
 
-    def __init__(self, uri, pause=0.002):
+    def __init__(self, uri, pause=0.002, protocol=None, hmac_key=None):
         import threading
         self.uri = uri
+        self._protocol, self._hmac_key = protocol, hmac_key  # (48 and a key: it calls as a Pyro4 client does)
         self.calls = 0
         self.failures = []
         self.worst = 0.0  # the longest call since start() or mark(), in seconds
@@ -400,6 +403,7 @@ class Watchdog:
         try:
             with Proxy(self.uri) as proxy:
                 proxy._pyroTimeout = 20.0
+                proxy._pyroProtocol, proxy._pyroHmacKey = self._protocol, self._hmac_key
                 proxy._pyroBind()
                 self._started.set()
                 while not self._stop.is_set():

@@ -18,7 +18,7 @@ import zlib
 import pytest
 
 from certs import RawClient, ServerProcess, Watchdog, client_tls_config, make_certs, server_tls_config
-from geopyro import protocol, serializers
+from geopyro import protocol, protocol48, serializers
 from support import wait_until
 from test_hostile_input import outcome, raw_header
 
@@ -271,6 +271,51 @@ def test_client_that_never_reads_its_replies(server, watchdog):
         client.close()
     check_served_and_back(server, watchdog, before, "a client that never reads (%d pipelined; one huge reply)"
                           % requests)
+
+
+@pytest.fixture
+def signing_server(tmp_path, servertype):
+    """A daemon with an HMAC key: it serves Pyro4's protocol 48 only, every message signed."""
+    config = {"SERVERTYPE": servertype, "COMMTIMEOUT": 2.0, "ACCEPT_PYRO4": True}
+    with ServerProcess(tmp_path, config, hmac_key="sesame") as process:
+        yield process
+
+
+def test_a_large_pyro4_message_with_a_wrong_signature(signing_server):
+    """Hundreds of MB signed with a wrong key: the daemon hashes them on a thread (doing it on the loop, with
+    the copy the reader made then, stalled everyone for about a second per GB), answers with the error
+    and closes that connection."""
+    server = signing_server
+    size = (1000 if SOAK else 400) << 20
+    marshal_48 = protocol48.PYRO4_SERIALIZER_BASE + protocol48.SERIALIZER_IDS["marshal"]
+    connect = protocol48.encode(protocol.MSG_CONNECT, 0, 0, marshal_48,
+                                marshal.dumps({"handshake": None, "object": "service"}), hmac_key=b"sesame")
+    invoke = protocol48.encode(protocol.MSG_INVOKE, 0, 1, marshal_48,
+                               marshal.dumps(("service", "echo", (b"x" * size,), {})), hmac_key=b"wrong")
+    dog = Watchdog(server.info["service"], protocol=48, hmac_key=b"sesame").start()
+    try:
+        before = baseline(server, dog)  # (this process's own work, building the message, is done outside)
+        host, port = server.location.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(connect)
+            sock.sendall(invoke)
+            replies = _read_until_closed(sock)
+        assert replies.startswith(b"PYRO\x00\x30\x00\x02")  # CONNECTOK, then the error, then the end
+        assert b"message hmac mismatch" in replies
+        check_served_and_back(server, dog, before, "a Pyro4 message of %d MB signed with a wrong key"
+                              % (size >> 20))
+    finally:
+        dog.stop()
+    assert server.alive and not dog.failures, dog.failures
+
+
+def _read_until_closed(sock):
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _send_ignoring_errors(sock, data):

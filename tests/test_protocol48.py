@@ -236,3 +236,44 @@ def test_flipped_bytes_give_only_protocol_or_security_errors(wire_and_key, posit
         _drain(bytes(data), chunks, key)
     except (ProtocolError, SecurityError):
         pass
+
+
+def _signed(data, key, msgtype=protocol.MSG_INVOKE):
+    return protocol48.encode(msgtype, 0, 1, BASE + 1, data, hmac_key=key)
+
+
+@pytest.mark.parametrize("msgtype", [protocol.MSG_INVOKE, protocol.MSG_CONNECT, protocol.MSG_PING])
+def test_a_server_reader_leaves_a_large_signature_for_later(msgtype):
+    large = b"x" * protocol48.DEFERRED_HMAC_FROM
+    reader = protocol48.MessageReader48(1 << 20, b"key", defer_large_hmac=True)
+    reader.feed(_signed(large, b"wrong key", msgtype))
+    msg = reader.next_message()  # not hashed yet: no error
+    assert msg.hmac_pending == b"key" and isinstance(msg.data, memoryview)  # (the buffer was handed over)
+    with pytest.raises(SecurityError, match="message hmac mismatch"):
+        protocol48.verify(msg)
+    reader.feed(_signed(large, b"key", msgtype))
+    msg = reader.next_message()
+    protocol48.verify(msg)
+    assert msg.hmac_pending is None and bytes(msg.data) == large
+
+
+def test_small_messages_and_client_readers_check_the_signature_at_once():
+    small, large = b"x" * (protocol48.DEFERRED_HMAC_FROM - 1), b"x" * protocol48.DEFERRED_HMAC_FROM
+    for data, defer in ((small, True), (large, False)):
+        reader = protocol48.MessageReader48(1 << 20, b"key", defer_large_hmac=defer)
+        reader.feed(_signed(data, b"wrong key"))
+        with pytest.raises(SecurityError, match="message hmac mismatch"):
+            reader.next_message()
+        reader = protocol48.MessageReader48(1 << 20, b"key", defer_large_hmac=defer)
+        reader.feed(_signed(data, b"key"))
+        msg = reader.next_message()
+        assert msg.hmac_pending is None and type(msg.data) is (bytes if data is small else memoryview)
+
+
+def test_a_missing_or_unexpected_signature_is_refused_at_once_whatever_the_size():
+    large = b"x" * protocol48.DEFERRED_HMAC_FROM
+    for wire, key in ((_signed(large, None), b"key"), (_signed(large, b"key"), None)):
+        reader = protocol48.MessageReader48(1 << 20, key, defer_large_hmac=True)
+        reader.feed(wire)
+        with pytest.raises(SecurityError, match="hmac key config not symmetric"):
+            reader.next_message()

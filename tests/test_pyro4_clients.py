@@ -5,6 +5,7 @@ The daemon runs in a subprocess (``SERVER_SCRIPT``); Pyro4's and Pyro5's proxies
 
 import subprocess
 import sys
+import threading
 import time
 
 import Pyro4
@@ -14,6 +15,7 @@ import pytest
 
 import Pyro5.api
 import Pyro5.errors
+from geopyro import api, protocol48
 from support import accepts, child_env, first_line, free_port, wait_until
 
 SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]
@@ -168,6 +170,46 @@ def test_hmac_is_required_and_checked_as_pyro4_does(start_server, servertype):
     with Pyro5.api.Proxy(uri) as proxy:  # protocol 502 cannot sign, so a daemon with a key refuses it
         with pytest.raises(Pyro5.errors.CommunicationError, match="requires Pyro4's HMAC signing"):
             proxy.echo("unsigned")
+
+
+def test_a_large_signed_request_is_checked_on_a_pool_thread(daemons, servertype, monkeypatch):
+    """Hashing a large payload cannot yield: the daemon checks its signature where the loop does not wait."""
+    checked_in_threads = []
+    verify = protocol48.verify
+
+    def recording_verify(msg):
+        checked_in_threads.append(threading.get_ident())
+        return verify(msg)
+
+    monkeypatch.setattr(protocol48, "verify", recording_verify)
+    monkeypatch.setattr(api.config, "ACCEPT_PYRO4", True)
+    daemon = api.Daemon(host="127.0.0.1")
+    daemon._pyroHmacKey = b"sesame"
+    uri = daemon.register(Echo, "echo")
+    daemons.start(daemon)
+    loop_thread = daemons.running[-1][1].ident
+    large = "x" * protocol48.DEFERRED_HMAC_FROM
+    with Pyro4.Proxy(str(uri)) as proxy:
+        proxy._pyroHmacKey = b"sesame"
+        assert proxy.echo("small") == "small"
+        assert set(checked_in_threads) == {loop_thread}  # small messages: checked as they were read
+        checked_in_threads.clear()
+        assert proxy.echo(large) == large
+        assert len(checked_in_threads) == 1 and loop_thread not in checked_in_threads
+        checked_in_threads.clear()
+        proxy._pyroHmacKey = b"wrong"
+        with pytest.raises(Pyro4.errors.SecurityError, match="message hmac mismatch"):
+            proxy.echo(large)  # (the daemon's answer, signed with its key, fails the client's own check)
+        assert len(checked_in_threads) == 1 and loop_thread not in checked_in_threads
+    with Pyro4.Proxy(str(uri)) as proxy:  # the daemon closed that connection and serves the next one
+        proxy._pyroHmacKey = b"sesame"
+        assert proxy.echo("still served") == "still served"
+
+
+@api.expose
+class Echo:
+    def echo(self, value):
+        return value
 
 
 def test_replies_carry_the_correlation_id_as_pyro4s_do(start_server):
