@@ -30,7 +30,7 @@ setup(
     install_requires=["gevent>=21.12", "serpent>=1.41", "msgpack>=1.0"],
     extras_require={
         "conformance": ["pytest>=7", "pytest-xdist>=3"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6", "Pyro5>=5.14", "Pyro4>=4.80"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6", "Pyro5>=5.14", "Pyro4>=4.80", "dill>=0.3.6", "cloudpickle>=2.2"],
     },
     entry_points={
         "console_scripts": [

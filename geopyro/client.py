@@ -48,6 +48,7 @@ class Proxy:
         "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower", "_pyroProtocol", "_pyroHmacKey",
         "_Proxy__hmac_key",
     ])
+    _pyroSerializerChoices = serializers.serializers  # the names config.SERIALIZER may give (Pyro4's Proxy: more)
 
     def __init__(self, uri, connected_socket=None):
         if connected_socket is not None:
@@ -77,9 +78,9 @@ class Proxy:
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
         self.__lock = gevent.lock.Semaphore()  # one call at a time (not reentrant: see _pyroInvoke)
         current_context.response_annotations = {}
-        if config.SERIALIZER not in serializers.serializers:
+        if config.SERIALIZER not in self._pyroSerializerChoices:
             raise ValueError("unknown serializer configured: %r (config.SERIALIZER; known: %s)"
-                             % (config.SERIALIZER, ", ".join(sorted(serializers.serializers))))
+                             % (config.SERIALIZER, ", ".join(sorted(self._pyroSerializerChoices))))
         if connected_socket is not None:
             self.__connect(False, socketutil.to_gevent_socket(connected_socket))
 
@@ -456,7 +457,9 @@ class Proxy:
         response = "?"
         if msg.data:
             try:
-                response = serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
+                reader = serializer if msg.serializer_id == serializer.serializer_id else \
+                    serializers.get_serializer_by_id(msg.serializer_id)  # (never a pickle it did not ask for)
+                response = reader.loads(msg.data)
             except errors.PyroError:
                 connection.close()
                 raise
@@ -785,7 +788,9 @@ class SerializedBlob:
         payload = message.data
         if isinstance(message, protocol.SendingMessage):  # (Pyro5's kind) all of the message's bytes
             payload = protocol.decode(payload, len(payload)).data
-        call = serializers.get_serializer_by_id(message.serializer_id).loads(payload)
+        from . import pickles  # (a daemon's blob in a pickle: the daemon accepted it, so it is read here)
+        serializer = pickles.by_id(message.serializer_id) or serializers.get_serializer_by_id(message.serializer_id)
+        call = serializer.loads(payload)
         if isinstance(call, dict):  # json encodes the call as an object
             return call.get("params")
         return call[2]

@@ -826,8 +826,12 @@ def get_serializer(name):
 
 
 def get_pyro4_serializer(name):
-    """The serializer ``name`` as it talks to Pyro4 (protocol 48), or an error listing the known ones."""
+    """The serializer ``name`` as it talks to Pyro4 (protocol 48), or an error listing the known ones. pickle,
+    dill and cloudpickle are found only by name (see geopyro.pickles), never by id."""
     serializer = pyro4_serializers_by_id.get(protocol48.serializer_id_from_48(protocol48.SERIALIZER_IDS.get(name, -1)))
+    if serializer is None and name in ("pickle", "dill", "cloudpickle"):
+        from . import pickles
+        return pickles.get(name)
     if serializer is None:
         raise _UnknownSerializer("unknown serializer %r for Pyro4 (known: %s)" % (
             name, ", ".join(sorted(s.name for s in pyro4_serializers_by_id.values()))))

@@ -22,7 +22,7 @@ import gevent
 import gevent.lock
 import gevent.monkey
 
-from . import blockwatch, config, core, errors, protocol, protocol48, serializers, socketutil
+from . import blockwatch, config, core, errors, pickles, protocol, protocol48, serializers, socketutil
 from . import execution as _execution
 from .callcontext import current_context
 from .client import Proxy, SerializedBlob
@@ -421,6 +421,28 @@ class Daemon:
 
     _serves_pyro4 = None  # True or False: this daemon does (not) serve Pyro4 clients; None: config.ACCEPT_PYRO4 says
     _serializers_accepted = None  # names of the serializers clients may use (Pyro4's SERIALIZERS_ACCEPTED); None: all
+    _unsafe_serializers = {}  # id -> the pickle-family serializers (see geopyro.pickles) this daemon accepts: none
+
+    def _serializer_for(self, serializer_id):
+        """The serializer of a client's message (SerializeError if none, or one of the pickle family this
+        daemon does not accept)."""
+        serializer = self._unsafe_serializers.get(serializer_id)
+        if serializer is not None:
+            return serializer
+        if pickles.is_unsafe_id(serializer_id):  # (as Pyro4 says it)
+            raise errors.SerializeError("message used serializer that is not accepted: %d"
+                                        % protocol48.serializer_id_to_48(serializer_id))
+        return serializers.get_serializer_by_id(serializer_id)
+
+    @staticmethod
+    def _reply_serializer(serializer_id):
+        """(id, serializer) an error goes back in: the client's if geopyro has it (writing a pickle is safe,
+        as it is for Pyro4's daemon), else serpent."""
+        serializer = pickles.by_id(serializer_id)
+        if serializer is not None:
+            return serializer_id, serializer
+        serializer_id = _known_serializer_id(serializer_id)
+        return serializer_id, serializers.get_serializer_by_id(serializer_id)
 
     def _accepts_protocol48(self):
         """Whether a new connection may speak Pyro4's protocol 48."""
@@ -462,6 +484,7 @@ class Daemon:
         autoproxy_type = obj_or_class if is_class else type(obj_or_class)
         for serializer in serializers.serializers.values():
             serializer.register_type_replacement(autoproxy_type, _autoproxy)
+        pickles.register_type_replacement(autoproxy_type, _autoproxy)
         if weak:
             self.objectsById[objectId] = weakref.ref(obj_or_class)
             weakref.finalize(obj_or_class, self._unregister_id, objectId)
@@ -572,7 +595,7 @@ class Daemon:
         try:
             if denied_reason:
                 raise errors.CommunicationError(denied_reason)
-            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            serializer = self._serializer_for(msg.serializer_id)
             if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
                 self._refuse_unaccepted(serializer, msg)
             data = self._decoded(msg)
@@ -593,8 +616,8 @@ class Daemon:
             msgtype = protocol.MSG_CONNECTOK
         except Exception as exc:
             log.debug("handshake failed: %s", exc)
-            serializer_id = _known_serializer_id(serializer_id)
-            payload = serializers.get_serializer_by_id(serializer_id).dumps(str(exc))
+            serializer_id, serializer = self._reply_serializer(serializer_id)
+            payload = serializer.dumps(str(exc))
             msgtype, flags = protocol.MSG_CONNECTFAIL, 0
         finally:
             if _execution.in_pool_thread():
@@ -671,7 +694,7 @@ class Daemon:
                 if msg.hmac_pending is not None or msg.decoded is not None:  # a large signed ping (Pyro4's):
                     self._decoded(msg)  # its signature is checked off the loop (maybe by a multiplex loop already)
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
-            serializer = serializers.get_serializer_by_id(msg.serializer_id)
+            serializer = self._serializer_for(msg.serializer_id)
             if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
                 self._refuse_unaccepted(serializer, msg)
             object_id, method_name, vargs, kwargs = self._decoded(msg)
@@ -699,8 +722,8 @@ class Daemon:
         """
         if msg.decoded is None:
             if not decodes_off_loop(msg):
-                return _decode(msg, self._settings.MAX_MESSAGE_SIZE)  # the usual request: small, right here
-            _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE)
+                return _decode(msg, self._settings.MAX_MESSAGE_SIZE, self._serializer_for)  # usual: small, here
+            _execution.run_off_loop(decode_payload, msg, self._settings.MAX_MESSAGE_SIZE, self._serializer_for)
         return _execution.take_outcome(msg, "decoded")  # (msg must not keep it: a SerializedBlob refers to msg)
 
     def _run(self, conn, box):
@@ -966,8 +989,7 @@ class Daemon:
 
     def _exception_reply(self, seq, serializer_id, exc, traceback_lines, flags=0, extra_annotations=None):
         exc._pyroTraceback = traceback_lines
-        serializer_id = _known_serializer_id(serializer_id)
-        serializer = serializers.get_serializer_by_id(serializer_id)
+        serializer_id, serializer = self._reply_serializer(serializer_id)
         try:
             payload = serializer.dumps(exc)
         except Exception as dump_error:
@@ -1179,7 +1201,7 @@ def decodes_off_loop(msg):
         len(msg.data) >= OFF_LOOP_BYTES or msg.flags & protocol.FLAGS_COMPRESSED or msg.hmac_pending is not None)
 
 
-def _decode(msg, max_size):
+def _decode(msg, max_size, serializer_for):
     """Check, inflate and deserialize a CONNECT or INVOKE payload; return it (or raise what deserializing
     raised). A PING is only checked."""
     if msg.hmac_pending is not None:
@@ -1188,17 +1210,17 @@ def _decode(msg, max_size):
         return None
     protocol.inflate(msg, max_size)
     if msg.type == protocol.MSG_CONNECT:
-        return serializers.get_serializer_by_id(msg.serializer_id).loads(msg.data)
+        return serializer_for(msg.serializer_id).loads(msg.data)
     if msg.flags & protocol.FLAGS_KEEPSERIALIZED:
         return _blob_call(msg)
-    return serializers.get_serializer_by_id(msg.serializer_id).loadsCall(msg.data)
+    return serializer_for(msg.serializer_id).loadsCall(msg.data)
 
 
-def decode_payload(msg, max_size):
+def decode_payload(msg, max_size, serializer_for):
     """``_decode`` where the outcome must travel (from a thread, or from a multiplex loop to the call):
-    it goes to ``msg.decoded`` as (ok, value)."""
+    it goes to ``msg.decoded`` as (ok, value). ``serializer_for``: the daemon's lookup (Daemon._serializer_for)."""
     try:
-        msg.decoded = (True, _decode(msg, max_size))
+        msg.decoded = (True, _decode(msg, max_size, serializer_for))
     except Exception as exc:
         exc.__context__ = None  # (its frames, and its context's, refer to msg and to what was inflated)
         msg.decoded = (False, exc.with_traceback(None))

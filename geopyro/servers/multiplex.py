@@ -455,7 +455,8 @@ class MultiplexServer:
                 if server.decodes_off_loop(msg) and (client.handshaken or client.handshaken is False
                                                      and msg.type == protocol.MSG_CONNECT):
                     if outside:  # nothing would take the client back: decode now (the outside loop waits)
-                        execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE)
+                        execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE,
+                                               self.daemon._serializer_for)
                     else:
                         self._decode_aside(client, msg)  # a large message: deserialized on a thread meanwhile
                         return
@@ -538,7 +539,8 @@ class MultiplexServer:
 
         def decode():
             try:
-                execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE)
+                execution.run_off_loop(server.decode_payload, msg, self.settings.MAX_MESSAGE_SIZE,
+                                       self.daemon._serializer_for)
             except Exception as exc:  # (the thread pool failed us; decode_payload itself never raises)
                 msg.decoded = (False, errors.ProtocolError("the request could not be read: %r" % exc))
             finally:

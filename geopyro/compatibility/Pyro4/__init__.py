@@ -6,8 +6,9 @@ with ``python -m geopyro.run``) offers what the Pyro4 4.8x package offers from
 ``Pyro4.errors``, ``Pyro4.constants`` and ``Pyro4.futures``. Its proxies talk to
 Pyro4 daemons and to geopyro daemons; its daemons serve Pyro4 and Pyro5
 clients. Where Pyro4's behaviour differs from Pyro5's, this API keeps Pyro4's;
-what geopyro does not support (pickle, Flame, REQUIRE_EXPOSE = False,
-AUTOPROXY = False) is refused with an error that says so. The differences
+pickle, dill and cloudpickle work where named, as in Pyro4 (see geopyro.pickles);
+what geopyro does not support (Flame, REQUIRE_EXPOSE = False, AUTOPROXY =
+False) is refused with an error that says so. The differences
 that remain are listed in examples/pyro4migration/Readme.md.
 """
 

@@ -5,8 +5,7 @@ written through (so ``Pyro4.config.SERIALIZER = "json"`` is what every proxy
 uses); their defaults are geopyro's. Items only Pyro4 has are kept here, with
 Pyro4's defaults and its ``PYRO_*`` environment variables; the ones geopyro
 cannot honour other than at their default refuse other values, and
-``JSON_MODULE``, ``USE_MSG_WAITALL`` and the pickle and dill protocol versions
-are kept but change nothing.
+``JSON_MODULE`` and ``USE_MSG_WAITALL`` are kept but change nothing.
 """
 
 import logging

@@ -9,6 +9,7 @@ in ``config.SERIALIZERS_ACCEPTED``, as Pyro4's does.
 from geopyro import client as _client
 from geopyro import core as _core
 from geopyro import nameserver as _nameserver
+from geopyro import pickles as _pickles
 from geopyro import protocol48 as _protocol48
 from geopyro import serializers as _serializers
 from geopyro import server as _server
@@ -28,13 +29,20 @@ class Proxy(_client.Proxy):
     """Pyro4's Proxy: ``_pyroAsync``, ``_pyroBatch``, ``_pyroHmacKey``, ``_pyroTimeout``, ``_pyroOneway`` and the
     rest, in protocol 48."""
 
+    _pyroSerializerChoices = {**_serializers.serializers, **_pickles.SERIALIZERS}  # (pickle's family too, as Pyro4)
+
     def __init__(self, uri, connected_socket=None):
         super().__init__(uri, connected_socket)
         self._pyroProtocol = _protocol48.PROTOCOL_VERSION
 
     def __setstate__(self, state):
+        hmac_key = None
+        if len(state) == 9:  # Pyro4's own (a pickled Pyro4 proxy): uri, oneway, methods, attrs, timeout, HMAC key,
+            uri, oneway, methods, attrs, _, hmac_key, handshake, _, serializer = state  # handshake, retries, serializer
+            state = (str(uri), oneway, methods, attrs, handshake, serializer)  # (timeout, retries: this side's config)
         super().__setstate__(state)
         self._pyroProtocol = _protocol48.PROTOCOL_VERSION
+        self._pyroHmacKey = hmac_key
 
 
 class Daemon(_server.Daemon):
@@ -47,6 +55,8 @@ class Daemon(_server.Daemon):
                  connected_socket=None):
         super().__init__(host, port, unixsocket, nathost, natport, interface, connected_socket)
         self._serializers_accepted = frozenset(config.SERIALIZERS_ACCEPTED)
+        unsafe = [_pickles.get(name) for name in sorted(self._serializers_accepted) if name in _pickles.NAMES]
+        self._unsafe_serializers = {serializer.serializer_id: serializer for serializer in unsafe}
 
     @staticmethod
     def serveSimple(objects, host=None, port=0, daemon=None, ns=True, verbose=True):
