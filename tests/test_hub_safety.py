@@ -276,8 +276,7 @@ def test_client_that_never_reads_its_replies(server, watchdog):
 @pytest.fixture
 def signing_server(tmp_path, servertype):
     """A daemon with an HMAC key: it serves Pyro4's protocol 48 only, every message signed."""
-    config = {"SERVERTYPE": servertype, "COMMTIMEOUT": 2.0, "ACCEPT_PYRO4": True}
-    with ServerProcess(tmp_path, config, hmac_key="sesame") as process:
+    with ServerProcess(tmp_path, {"SERVERTYPE": servertype, "COMMTIMEOUT": 2.0}, hmac_key="sesame") as process:
         yield process
 
 

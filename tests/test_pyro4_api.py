@@ -26,7 +26,9 @@ class Service:
 
 @pytest.fixture
 def pyro4_daemon(daemons, clean_config):
-    """A running daemon of the Pyro4 API with a Service, and its uri (geopyro's config at its defaults)."""
+    """A running daemon of the Pyro4 API with a Service, and its uri (geopyro's config at its defaults, but
+    with ACCEPT_PYRO4 off: a daemon of the Pyro4 API serves Pyro4 clients whatever it says)."""
+    clean_config.ACCEPT_PYRO4 = False
     daemon = Pyro4.Daemon(host="127.0.0.1")
     uri = daemon.register(Service(), "service")
     daemons.start(daemon)
@@ -76,7 +78,7 @@ def test_config_reads_pyro4s_environment_variables(monkeypatch, clean_config, ca
 # --- daemons and proxies ---
 
 def test_its_daemon_serves_pyro4_clients_without_accept_pyro4(pyro4_daemon):
-    assert geopyro.config.ACCEPT_PYRO4 is False  # (a daemon of the Pyro4 API serves them anyway)
+    assert geopyro.config.ACCEPT_PYRO4 is False  # (see the fixture)
     with real_Pyro4.Proxy(pyro4_daemon) as proxy:
         assert proxy.echo("from Pyro4") == "from Pyro4"
     with Pyro4.Proxy(pyro4_daemon) as proxy:

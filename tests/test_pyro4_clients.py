@@ -1,4 +1,5 @@
-"""Unmodified Pyro4 4.82 clients call a geopyro daemon (ACCEPT_PYRO4 on), beside Pyro5 clients on the same port.
+"""Unmodified Pyro4 4.82 clients call a geopyro daemon (ACCEPT_PYRO4 on, the default), beside Pyro5 clients on
+the same port.
 
 The daemon runs in a subprocess (``SERVER_SCRIPT``); Pyro4's and Pyro5's proxies run in this test process.
 """
@@ -27,9 +28,10 @@ import sys
 import geopyro.api as api
 from geopyro import errors
 
-servertype, accept, hmac_key = sys.argv[1], sys.argv[2] == "on", sys.argv[3]
+servertype, accept, hmac_key = sys.argv[1], sys.argv[2], sys.argv[3]
 api.config.SERVERTYPE = servertype
-api.config.ACCEPT_PYRO4 = accept
+if accept != "default":  # (by default a daemon serves Pyro4 clients)
+    api.config.ACCEPT_PYRO4 = accept == "on"
 
 
 @api.expose
@@ -88,8 +90,9 @@ daemon.requestLoop()
 def start_server():
     procs = []
 
-    def start(servertype="greenlet", accept=True, hmac_key=""):
-        proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, servertype, "on" if accept else "off",
+    def start(servertype="greenlet", accept=None, hmac_key=""):
+        accept = "default" if accept is None else "on" if accept else "off"
+        proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, servertype, accept,
                                  hmac_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=child_env())
         procs.append(proc)
@@ -182,7 +185,6 @@ def test_a_large_signed_request_is_checked_on_a_pool_thread(daemons, servertype,
         return verify(msg)
 
     monkeypatch.setattr(protocol48, "verify", recording_verify)
-    monkeypatch.setattr(api.config, "ACCEPT_PYRO4", True)
     daemon = api.Daemon(host="127.0.0.1")
     daemon._pyroHmacKey = b"sesame"
     uri = daemon.register(Echo, "echo")
@@ -281,10 +283,10 @@ def test_a_broken_protocol_48_client_loses_only_its_own_connection(start_server,
 
 @pytest.fixture
 def name_server():
-    """geopyro's name server in a child process, serving Pyro4 clients too."""
+    """geopyro's name server in a child process, which serves Pyro4 clients too (by default)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "geopyro.nameserver", "-n", "127.0.0.1", "-p", str(port), "-x"],
-                            env=child_env(PYRO_ACCEPT_PYRO4="true"), stdout=subprocess.DEVNULL,
+                            env=child_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: accepts(port), timeout=STARTUP_DEADLINE), "the name server did not start"
@@ -315,7 +317,6 @@ def test_pyro4s_broadcast_locate_finds_geopyros_name_server(daemons, clean_confi
     (here sent to 127.0.0.1 only) and then pings the name server it was told of, in protocol 48."""
     from geopyro import nameserver
 
-    clean_config.ACCEPT_PYRO4 = True
     uri, ns_daemon, _ = nameserver.start_ns("127.0.0.1", 0)
     daemons.start(ns_daemon)
     with nameserver.BroadcastServer(uri, "", 0) as broadcast:

@@ -5,9 +5,7 @@ import sys
 import gevent
 from gevent import subprocess
 
-import geopyro.api as api
-
-api.config.ACCEPT_PYRO4 = True  # the one line a moved Pyro4 server needs: the daemon also speaks Pyro4's protocol
+import geopyro.api as api  # (its daemon speaks Pyro4's protocol too, on the same port: nothing to add)
 
 
 @api.expose

@@ -71,9 +71,8 @@ _DEFAULTS = {
     "CALL_EXECUTION": ("auto", (str,)),
     # geopyro only: warn when an inline call blocks the event loop longer than this (seconds; 0 = off).
     "BLOCKING_WARNING": (0.1, (float,)),
-    # geopyro only: a daemon also serves Pyro4 clients (protocol 48) on its port; off until the Pyro4 work
-    # ([Pyro4] in the project's issues) is complete.
-    "ACCEPT_PYRO4": (False, (bool,)),
+    # geopyro only: a daemon also serves Pyro4 clients (protocol 48) on its port; False turns that off.
+    "ACCEPT_PYRO4": (True, (bool,)),
     # geopyro only: the protocol proxies speak: 502 (Pyro5 and geopyro servers) or 48 (Pyro4 servers);
     # one proxy can differ with proxy._pyroProtocol.
     "CLIENT_PROTOCOL": (502, (int,)),

@@ -42,6 +42,6 @@ def startNSloop(host=None, port=None, enableBroadcast=True, bchost=None, bcport=
 def main(args=None):
     """``python -m Pyro4.naming`` (through geopyro.run): geopyro's name server, answering Pyro4 clients too."""
     from geopyro import config as geopyro_config
-    geopyro_config.ACCEPT_PYRO4 = True  # (this process is the name server's)
+    geopyro_config.ACCEPT_PYRO4 = True  # (this process is the name server's: even with PYRO_ACCEPT_PYRO4=false)
     return _nameserver.main(args)
 
