@@ -34,6 +34,9 @@ __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
 log = logging.getLogger("geopyro.client")
 
 
+_PICKLE_FAMILY = ("pickle", "dill", "cloudpickle")  # (geopyro.pickles: only for Pyro4 servers, only if chosen here)
+
+
 class Proxy:
     """A stand-in for a remote object: attribute access and calls go over the wire.
 
@@ -48,7 +51,6 @@ class Proxy:
         "_Proxy__timeout", "_Proxy__owner", "_Proxy__lock", "_Proxy__borrower", "_pyroProtocol", "_pyroHmacKey",
         "_Proxy__hmac_key",
     ])
-    _pyroSerializerChoices = serializers.serializers  # the names config.SERIALIZER may give (Pyro4's Proxy: more)
 
     def __init__(self, uri, connected_socket=None):
         if connected_socket is not None:
@@ -78,9 +80,12 @@ class Proxy:
         self.__borrower = None  # a greenlet or thread running a call on the owner's behalf (see _pyroLease)
         self.__lock = gevent.lock.Semaphore()  # one call at a time (not reentrant: see _pyroInvoke)
         current_context.response_annotations = {}
-        if config.SERIALIZER not in self._pyroSerializerChoices:
+        if config.SERIALIZER not in serializers.serializers and not (
+                config.SERIALIZER in _PICKLE_FAMILY and "geopyro.compatibility.Pyro4" in sys.modules):
+            # (pickle's family are names only where Pyro4's API is in use: its config may name them, and the
+            # proxies the daemon or the name server lookups make must work then; a Pyro5 program gets Pyro5's error)
             raise ValueError("unknown serializer configured: %r (config.SERIALIZER; known: %s)"
-                             % (config.SERIALIZER, ", ".join(sorted(self._pyroSerializerChoices))))
+                             % (config.SERIALIZER, ", ".join(sorted(serializers.serializers))))
         if connected_socket is not None:
             self.__connect(False, socketutil.to_gevent_socket(connected_socket))
 
@@ -156,7 +161,8 @@ class Proxy:
         self._pyroMethods = set(methods)
         self._pyroAttrs = set(attrs)
         self._pyroHandshake = handshake
-        self._pyroSerializer = serializer
+        # a proxy that came from a peer never pickles for it: only this side may choose pickle (or dill, ...)
+        self._pyroSerializer = None if serializer in _PICKLE_FAMILY else serializer
         self.__timeout = config.COMMTIMEOUT or None
         self._pyroMaxRetries = config.MAX_RETRIES
         self._pyroConnection = None
@@ -173,6 +179,7 @@ class Proxy:
     def __copy__(self):
         other = object.__new__(type(self))
         other.__setstate__(self.__getstate__())
+        other._pyroSerializer = self._pyroSerializer
         other._pyroTimeout = self._pyroTimeout
         other._pyroRawWireResponse = self._pyroRawWireResponse
         other._pyroMaxRetries = self._pyroMaxRetries

@@ -20,7 +20,7 @@ import sys
 
 from . import errors, protocol48, serializers
 
-__all__ = ["SERIALIZERS", "get", "register_type_replacement"]
+__all__ = ["NAMES", "available", "get", "by_id", "is_unsafe_id", "register_type_replacement"]
 
 _type_replacements = {}  # type -> function: what objects of exactly that type travel as (autoproxy, say)
 _pyro4_classes = {}  # geopyro class -> (Pyro4 module, name); filled on first use (the classes import us)
@@ -70,7 +70,7 @@ def _reduce(obj, protocol, instead_of=None):
         replaced = replace(obj)
         if replaced is not obj:
             reduced = _reduce(replaced, protocol, obj)
-            return replaced.__reduce_ex__(protocol) if reduced is NotImplemented else reduced
+            return replaced.__reduce__() if reduced is NotImplemented else reduced  # (as Pyro4: no __newobj__)
     if isinstance(obj, _ModuleByName):
         return importlib.import_module, (obj.name,)
     classes = _classes()
@@ -158,44 +158,49 @@ class PickleFamilySerializer(serializers.SerializerBase):
         register_type_replacement(object_type, replacement_function)
 
 
-def _available():
-    found = {"pickle": PickleFamilySerializer("pickle", pickle.Pickler, pickle.Unpickler, "PICKLE_PROTOCOL_VERSION")}
-    try:
-        import dill
-    except ImportError:
-        pass
-    else:
-        found["dill"] = PickleFamilySerializer("dill", dill.Pickler, dill.Unpickler, "DILL_PROTOCOL_VERSION")
-    try:
-        import cloudpickle
-    except ImportError:
-        pass
-    else:
-        found["cloudpickle"] = PickleFamilySerializer("cloudpickle", cloudpickle.Pickler, pickle.Unpickler,
-                                                      "PICKLE_PROTOCOL_VERSION")
-    return found
-
-
-SERIALIZERS = _available()  # name -> serializer, for those whose library is installed
-_BY_ID = {serializer.serializer_id: serializer for serializer in SERIALIZERS.values()}
 NAMES = ("pickle", "dill", "cloudpickle")
+_serializers = {}  # name -> serializer, once available() looked (dill changes pickle's tables when imported)
+
+
+def available():
+    """name -> serializer for those whose library is installed (imported on first use, not before)."""
+    if not _serializers:
+        found = {"pickle": PickleFamilySerializer("pickle", pickle.Pickler, pickle.Unpickler,
+                                                  "PICKLE_PROTOCOL_VERSION")}
+        try:
+            import dill
+        except ImportError:
+            pass
+        else:
+            found["dill"] = PickleFamilySerializer("dill", dill.Pickler, dill.Unpickler, "DILL_PROTOCOL_VERSION")
+        try:
+            import cloudpickle
+        except ImportError:
+            pass
+        else:
+            found["cloudpickle"] = PickleFamilySerializer("cloudpickle", cloudpickle.Pickler, pickle.Unpickler,
+                                                          "PICKLE_PROTOCOL_VERSION")
+        _serializers.update(found)
+    return _serializers
 
 
 def get(name):
     """The serializer ``name`` (pickle, dill or cloudpickle) for Pyro4 peers; SerializeError if its library is
     not installed (as Pyro4 says it)."""
-    serializer = SERIALIZERS.get(name)
+    serializer = available().get(name) if name in NAMES else None
     if serializer is None:
         raise errors.SerializeError("serializer '%s' is unknown or not available" % name)
     return serializer
 
 
-def by_id(serializer_id):
-    """The serializer with this (geopyro-side) id, or None."""
-    return _BY_ID.get(serializer_id)
-
-
 def is_unsafe_id(serializer_id):
-    """True for the ids of pickle, dill and cloudpickle, installed or not."""
+    """True for the (geopyro-side) ids of pickle, dill and cloudpickle, installed or not."""
     return protocol48.is_pyro4_serializer(serializer_id) and \
         protocol48.SERIALIZER_NAMES.get(protocol48.serializer_id_to_48(serializer_id)) in NAMES
+
+
+def by_id(serializer_id):
+    """The serializer of the pickle family with this (geopyro-side) id, or None."""
+    if not is_unsafe_id(serializer_id):
+        return None
+    return available().get(protocol48.SERIALIZER_NAMES[protocol48.serializer_id_to_48(serializer_id)])

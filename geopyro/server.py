@@ -424,15 +424,22 @@ class Daemon:
     _unsafe_serializers = {}  # id -> the pickle-family serializers (see geopyro.pickles) this daemon accepts: none
 
     def _serializer_for(self, serializer_id):
-        """The serializer of a client's message (SerializeError if none, or one of the pickle family this
-        daemon does not accept)."""
-        serializer = self._unsafe_serializers.get(serializer_id)
-        if serializer is not None:
-            return serializer
-        if pickles.is_unsafe_id(serializer_id):  # (as Pyro4 says it)
-            raise errors.SerializeError("message used serializer that is not accepted: %d"
-                                        % protocol48.serializer_id_to_48(serializer_id))
-        return serializers.get_serializer_by_id(serializer_id)
+        """The serializer of a client's message; SerializeError if there is none, or if this daemon does not
+        accept it (one of the pickle family, or one a Pyro4 daemon's SERIALIZERS_ACCEPTED leaves out)."""
+        serializer = serializers.serializers_by_id.get(serializer_id)  # (502's: the usual case, first)
+        if serializer is None:
+            serializer = self._unsafe_serializers.get(serializer_id)
+            if serializer is None:
+                if pickles.is_unsafe_id(serializer_id):
+                    raise errors.SerializeError("message used serializer that is not accepted: %d"
+                                                % protocol48.serializer_id_to_48(serializer_id))
+                serializer = serializers.get_serializer_by_id(serializer_id)
+        if self._serializers_accepted is not None and serializer.name not in self._serializers_accepted:
+            wire_id = serializer_id
+            if protocol48.is_pyro4_serializer(wire_id):
+                wire_id = protocol48.serializer_id_to_48(wire_id)
+            raise errors.SerializeError("message used serializer that is not accepted: %d" % wire_id)
+        return serializer
 
     @staticmethod
     def _reply_serializer(serializer_id):
@@ -595,10 +602,8 @@ class Daemon:
         try:
             if denied_reason:
                 raise errors.CommunicationError(denied_reason)
+            data = self._decoded(msg)  # (a large Pyro4 message's signature first, then the serializer's checks)
             serializer = self._serializer_for(msg.serializer_id)
-            if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
-                self._refuse_unaccepted(serializer, msg)
-            data = self._decoded(msg)
             pyro4 = protocol48.is_pyro4_serializer(serializer_id)  # (a Pyro4 client sends "object" only for metadata)
             if not pyro4 and self._pyroHmacKey:
                 raise errors.SecurityError("this daemon requires Pyro4's HMAC signing (it has an HMAC key), which "
@@ -616,6 +621,8 @@ class Daemon:
             msgtype = protocol.MSG_CONNECTOK
         except Exception as exc:
             log.debug("handshake failed: %s", exc)
+            if isinstance(exc, errors.SecurityError) and protocol48.is_pyro4_serializer(serializer_id):
+                serializer_id = serializers.get_pyro4_serializer("marshal").serializer_id  # (as Pyro4's daemon)
             serializer_id, serializer = self._reply_serializer(serializer_id)
             payload = serializer.dumps(str(exc))
             msgtype, flags = protocol.MSG_CONNECTFAIL, 0
@@ -694,10 +701,8 @@ class Daemon:
                 if msg.hmac_pending is not None or msg.decoded is not None:  # a large signed ping (Pyro4's):
                     self._decoded(msg)  # its signature is checked off the loop (maybe by a multiplex loop already)
                 return _Outcome(self._encode(protocol.MSG_PING, 0, msg.seq, msg.serializer_id, b"pong"))
+            object_id, method_name, vargs, kwargs = self._decoded(msg)  # (checks the signature, then the serializer)
             serializer = self._serializer_for(msg.serializer_id)
-            if self._serializers_accepted is not None:  # (Pyro4's SERIALIZERS_ACCEPTED; the usual daemon has none)
-                self._refuse_unaccepted(serializer, msg)
-            object_id, method_name, vargs, kwargs = self._decoded(msg)
             target = _unpack_weakref(self.objectsById.get(object_id))
             if target is None:
                 log.debug("unknown object requested: %s", object_id)
@@ -705,14 +710,6 @@ class Daemon:
         except Exception as exc:
             return self._error_outcome(msg, exc, False)
         return _Call(msg, serializer, method_name, vargs, kwargs, target, correlation)
-
-    def _refuse_unaccepted(self, serializer, msg):
-        """(only for a daemon with a list of accepted serializers) SerializeError if ``serializer`` is not on it."""
-        if serializer.name not in self._serializers_accepted:
-            wire_id = msg.serializer_id
-            if protocol48.is_pyro4_serializer(wire_id):
-                wire_id = protocol48.serializer_id_to_48(wire_id)
-            raise errors.SerializeError("message used serializer that is not accepted: %d" % wire_id)
 
     def _decoded(self, msg):
         """The deserialized payload of a CONNECT or INVOKE message (raises what deserializing raised).
@@ -1208,12 +1205,13 @@ def _decode(msg, max_size, serializer_for):
         protocol48.verify(msg)
     if msg.type == protocol.MSG_PING:
         return None
+    serializer = serializer_for(msg.serializer_id)  # (refuses what the daemon does not accept, before anything)
     protocol.inflate(msg, max_size)
     if msg.type == protocol.MSG_CONNECT:
-        return serializer_for(msg.serializer_id).loads(msg.data)
+        return serializer.loads(msg.data)
     if msg.flags & protocol.FLAGS_KEEPSERIALIZED:
         return _blob_call(msg)
-    return serializer_for(msg.serializer_id).loadsCall(msg.data)
+    return serializer.loadsCall(msg.data)
 
 
 def decode_payload(msg, max_size, serializer_for):

@@ -1,6 +1,8 @@
 """The global configuration: Pyro5's items and defaults, environment overrides, validation."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +12,7 @@ import geopyro
 import geopyro.api
 import geopyro.errors
 from geopyro import configure
+from support import child_env
 
 
 @pytest.fixture(autouse=True)
@@ -75,14 +78,20 @@ def test_a_bad_servertype_fails_in_daemon_as_in_pyro5():
 
 
 def test_an_unknown_serializer_fails_in_proxy_as_in_pyro5():
+    """(In a fresh interpreter: once geopyro's Pyro4 API is imported, its config may name pickle.)"""
     import Pyro5.api
-    for config, proxy_class in ((geopyro.config, geopyro.api.Proxy), (Pyro5.api.config, Pyro5.api.Proxy)):
-        config.SERIALIZER = "pickle"
-        try:
-            with pytest.raises(ValueError, match="unknown serializer configured"):
-                proxy_class("PYRO:x@127.0.0.1:1")
-        finally:
-            config.reset(use_environment=False)
+    Pyro5.api.config.SERIALIZER = "pickle"
+    try:
+        with pytest.raises(ValueError, match="unknown serializer configured"):
+            Pyro5.api.Proxy("PYRO:x@127.0.0.1:1")
+    finally:
+        Pyro5.api.config.reset(use_environment=False)
+    for name in ("pickle", "nonsense"):
+        code = ("import geopyro.api as api\napi.config.SERIALIZER = %r\n"
+                "try:\n    api.Proxy('PYRO:x@127.0.0.1:1')\nexcept ValueError as exc:\n    print(exc)" % name)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(),
+                              timeout=60)
+        assert "unknown serializer configured: %r" % name in done.stdout, done.stdout + done.stderr
 
 
 def test_commtimeout_none_means_no_timeout(daemons, servertype):

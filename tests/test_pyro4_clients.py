@@ -199,10 +199,12 @@ def test_a_large_signed_request_is_checked_on_a_pool_thread(daemons, servertype,
         assert proxy.echo(large) == large
         assert len(checked_in_threads) == 1 and loop_thread not in checked_in_threads
         checked_in_threads.clear()
+        calls = Echo.calls
         proxy._pyroHmacKey = b"wrong"
         with pytest.raises(Pyro4.errors.SecurityError, match="message hmac mismatch"):
             proxy.echo(large)  # (the daemon's answer, signed with its key, fails the client's own check)
         assert len(checked_in_threads) == 1 and loop_thread not in checked_in_threads
+        assert Echo.calls == calls  # (the forged call did not run)
     with Pyro4.Proxy(str(uri)) as proxy:  # the daemon closed that connection and serves the next one
         proxy._pyroHmacKey = b"sesame"
         assert proxy.echo("still served") == "still served"
@@ -210,7 +212,10 @@ def test_a_large_signed_request_is_checked_on_a_pool_thread(daemons, servertype,
 
 @api.expose
 class Echo:
+    calls = 0
+
     def echo(self, value):
+        Echo.calls += 1
         return value
 
 

@@ -5,6 +5,7 @@ The servers run in subprocesses: one script, run by the real Pyro4 4.82 or, unch
 through ``python -m geopyro.run``; the clients (real Pyro4's, geopyro's Pyro4 API's) run in this process.
 """
 
+import copy
 import pickle
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from support import child_env, first_line
 Pyro4 = pytest.importorskip("Pyro4", reason="Pyro4 is the peer these tests talk to")
 Pyro4_util = pytest.importorskip("Pyro4.util")
 
-SERIALIZERS = [name for name in pickles.NAMES if name in pickles.SERIALIZERS]
+SERIALIZERS = [name for name in pickles.NAMES if name in pickles.available()]
 STARTUP_DEADLINE = 30.0
 BASE = protocol48.PYRO4_SERIALIZER_BASE
 
@@ -185,12 +186,12 @@ def touching_pickle(path, size):
     return data
 
 
-def exchange(location, messages):
+def exchange(location, messages, hmac_key=None):
     """Send ``messages`` in turn on one connection; return the type and payload of each reply (None: closed)."""
     host, port = location.rsplit(":", 1)
     replies = []
     with socket.create_connection((host, int(port)), timeout=15) as sock:
-        reader = protocol48.MessageReader48(1 << 30)
+        reader = protocol48.MessageReader48(1 << 30, hmac_key)
         for message in messages:
             sock.sendall(message)
             msg = None
@@ -229,9 +230,58 @@ def test_a_daemon_never_unpickles_what_it_does_not_accept(daemons, servertype, t
 
 
 @api.expose
+class Part:
+    def name(self):
+        return "part"
+
+
+@api.expose
 class Thing:
+    def __init__(self):
+        self._part = Part()
+
     def echo(self, value):
         return value
+
+    def part(self):
+        if not hasattr(self._part, "_pyroId"):
+            self._pyroDaemon.register(self._part, "thing.part")
+        return self._part
+
+
+@pytest.mark.parametrize("daemon_class", ["geopyro", "Pyro4 API"])
+def test_a_kept_serialized_pickle_is_refused_too(daemons, servertype, tmp_path, daemon_class):
+    daemon = api.Daemon(host="127.0.0.1") if daemon_class == "geopyro" else G4.Daemon(host="127.0.0.1")
+    daemon.register(Thing, "thing")
+    daemons.start(daemon)
+    target = tmp_path / "unpickled"
+    serpent = G4.util.get_serializer("serpent")
+    handshake = protocol48.encode(protocol.MSG_CONNECT, 0, 0, BASE + 1,
+                                  serpent.dumps({"handshake": None, "object": "thing"}))
+    blob = protocol48.encode(protocol.MSG_INVOKE, protocol.FLAGS_KEEPSERIALIZED, 1, BASE + 4,
+                             touching_pickle(target, 10), {"BLBI": b"x"})
+    connected, refused = exchange(daemon.locationStr, [handshake, blob])
+    assert refused[0] == protocol.MSG_RESULT and b"serializer that is not accepted: 4" in refused[1]
+    assert not target.exists()
+
+
+def test_a_large_forged_message_is_refused_for_its_signature_first(daemons, servertype, tmp_path):
+    """Its serializer is one the daemon refuses too; the signature is what counts (as in Pyro4): the answer is
+    a SecurityError and the connection is closed."""
+    daemon = G4.Daemon(host="127.0.0.1")
+    daemon._pyroHmacKey = b"sesame"
+    daemon.register(Thing, "thing")
+    daemons.start(daemon)
+    serpent = G4.util.get_serializer("serpent")
+    handshake = protocol48.encode(protocol.MSG_CONNECT, 0, 0, BASE + 1,
+                                  serpent.dumps({"handshake": None, "object": "thing"}), hmac_key=b"sesame")
+    evil = touching_pickle(tmp_path / "unpickled", protocol48.DEFERRED_HMAC_FROM)
+    forged = protocol48.encode(protocol.MSG_INVOKE, 0, 1, BASE + 4, evil, hmac_key=b"forged")
+    replies = exchange(daemon.locationStr, [handshake, forged, handshake], hmac_key=b"sesame")
+    assert replies[0][0] == protocol.MSG_CONNECTOK
+    assert replies[1][0] == protocol.MSG_RESULT and b"hmac mismatch" in replies[1][1]
+    assert replies[2] is None  # (closed: nothing more is read on that connection)
+    assert not (tmp_path / "unpickled").exists()
 
 
 def _fake_pyro4_server(listener, replies):
@@ -289,5 +339,26 @@ def test_config_serializer_may_name_pickle_for_pyro4s_proxies_only(daemons, clea
     G4.config.SERIALIZER = "pickle"  # (an item Pyro4 shares with Pyro5: geopyro's config.SERIALIZER)
     with G4.Proxy(uri) as proxy:
         assert proxy.echo(1 + 2j) == 1 + 2j
-    with pytest.raises(ValueError, match="unknown serializer configured: 'pickle'"):
-        api.Proxy(uri)  # (a Pyro5 proxy never pickles)
+        part = proxy.part()  # (the daemon makes a proxy of its own for it: that works under this config too)
+        assert type(part) is G4.Proxy and part._pyroUri.object == "thing.part"
+    with api.Proxy(uri) as proxy:  # (a Pyro5 proxy never pickles: protocol 502 has no pickle)
+        with pytest.raises(errors.SerializeError, match="unknown serializer 'pickle'"):
+            proxy.echo(1)
+
+
+def test_a_proxy_that_came_from_a_peer_never_pickles():
+    """A peer may send a proxy whose state names pickle: calling it must not make this side read pickles."""
+    serpent = G4.util.get_serializer("serpent")
+    named = {"__class__": "Pyro4.core.Proxy",
+             "state": ("PYRO:cb@127.0.0.1:1", [], ["notify"], [], 0.0, None, None, 0, "pickle")}
+    received = serpent.loads(serpent.dumps({"callback": named}))["callback"]
+    assert type(received) is G4.Proxy and received._pyroSerializer is None
+    pyro5_named = {"__class__": "Pyro5.client.Proxy", "state": ("PYRO:cb@127.0.0.1:1", [], [], [], None, "dill")}
+    assert serpent.loads(serpent.dumps(pyro5_named))._pyroSerializer is None
+    for name in SERIALIZERS:  # (and in a pickle from a Pyro4 peer)
+        theirs = Pyro4.core.Proxy("PYRO:cb@127.0.0.1:1")
+        theirs._pyroSerializer = name
+        assert pickles.get(name).loads(Pyro4_util.get_serializer(name).dumps(theirs))._pyroSerializer is None
+    mine = G4.Proxy("PYRO:cb@127.0.0.1:1")
+    mine._pyroSerializer = "pickle"
+    assert copy.copy(mine)._pyroSerializer == "pickle"  # (a copy made here keeps this side's choice)

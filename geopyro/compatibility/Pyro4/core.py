@@ -29,8 +29,6 @@ class Proxy(_client.Proxy):
     """Pyro4's Proxy: ``_pyroAsync``, ``_pyroBatch``, ``_pyroHmacKey``, ``_pyroTimeout``, ``_pyroOneway`` and the
     rest, in protocol 48."""
 
-    _pyroSerializerChoices = {**_serializers.serializers, **_pickles.SERIALIZERS}  # (pickle's family too, as Pyro4)
-
     def __init__(self, uri, connected_socket=None):
         super().__init__(uri, connected_socket)
         self._pyroProtocol = _protocol48.PROTOCOL_VERSION
