@@ -39,6 +39,7 @@ setup(
             "geopyro-nsc=geopyro.nsc:main",
             "geopyro-echoserver=geopyro.utils.echoserver:main",
             "geopyro-httpgateway=geopyro.utils.httpgateway:main",
+            "geopyro-serve=geopyro.workers:main",
         ],
     },
     classifiers=[

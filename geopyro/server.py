@@ -1305,12 +1305,19 @@ def _set_exposed_property_value(obj, propname, value, only_exposed=True):
     return _public_property(obj, propname).__set__(obj, value)
 
 
-def serve(objects, host=None, port=0, daemon=None, use_ns=True, verbose=True):
+def serve(objects, host=None, port=0, daemon=None, use_ns=True, verbose=True, workers=None):
     """Publish a dict of {object or class: name or None} and run the request loop.
 
     With ``use_ns`` the names are registered in the name server (None names
     stay out of it); without, the names become the object ids in the daemon.
+    ``workers`` (geopyro only): serve in that many processes forked from this
+    one, sharing the port (0: one per core); see geopyro.workers.
     """
+    if workers is not None:
+        if daemon is not None:
+            raise errors.PyroError("serve(): give workers or a daemon, not both (each worker makes its own)")
+        from . import workers as _workers
+        return _workers.serve_forked(objects, host, port, use_ns, verbose, workers)
     if daemon is None:
         daemon = Daemon(host, port)
     with daemon:

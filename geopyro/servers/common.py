@@ -8,6 +8,7 @@ import socket as _stdlib_socket
 import gevent
 import gevent.event
 import gevent.monkey
+import gevent.socket as gsocket
 from gevent.hub import get_hub
 
 from .. import config, core, errors, socketutil
@@ -18,8 +19,22 @@ os_thread_id = gevent.monkey.get_original("_thread", "get_ident")
 _RealEvent = gevent.monkey.get_original("threading", "Event")
 
 
+_adopted = {}  # port -> a listening socket made elsewhere (a worker's, inherited from geopyro.workers' arbiter)
+
+
+def adopt_listening_socket(sock):
+    """Have the next daemon made for this socket's port listen on ``sock`` (already bound and listening)
+    instead of binding the port itself."""
+    _adopted[sock.getsockname()[1]] = sock
+
+
 def listen(settings, host, port, unixsocket):
-    """Bind the listening socket; return (gevent socket, location string)."""
+    """Bind the listening socket (or take the adopted one for ``port``); return (gevent socket, location string)."""
+    adopted = _adopted.pop(port, None) if port and not unixsocket else None
+    if adopted is not None:
+        sock = gsocket.socket(adopted.family, adopted.type, fileno=adopted.detach())
+        host = settings.HOST if host is None else str(host)
+        return sock, "%s:%d" % (core.host_for_uri(host or sock.getsockname()[0]), port)
     if unixsocket:
         sock = socketutil.create_socket(bind=unixsocket, reuseaddr=settings.SOCK_REUSE, noinherit=True,
                                         nodelay=False, timeout=None)

@@ -162,6 +162,11 @@ class GreenletServer:
         if self._stop is not None:
             self._stop.set()
 
+    def stop_accepting(self):
+        """Take no new connections (the listening socket stays open); the connections there are go on."""
+        if self._server is not None:
+            self._server.stop_accepting()
+
     def shutdown(self):
         """Stop the request loop and close (from any greenlet or thread, or from inside a call)."""
         self.close()

@@ -190,6 +190,7 @@ class MultiplexServer:
         self._handshakes = {}  # greenlet doing a TLS handshake -> its socket
         self._decoders = set()  # greenlets waiting for a message to be deserialized on a thread
         self._writing = set()  # clients whose replies wait to be sent
+        self._accepting = True  # False once stop_accepting() was called (a retiring worker's)
         self._accept_pause = 0.0  # seconds accepting pauses next time descriptors run out (0: accepting)
         self._accept_resume = None  # the timer that starts accepting again
         self._selector = None
@@ -282,7 +283,7 @@ class MultiplexServer:
         program.note_server_thread(self, self._sock_thread)
 
     def _register_all(self, selector):
-        if self.sock is not None:
+        if self.sock is not None and self._accepting:
             selector.register(self.sock, _READ, self._accept)
         for sock, client in self._clients.items():
             if client.aside is None:  # a client set aside is registered again when it is taken back
@@ -400,9 +401,20 @@ class MultiplexServer:
     def _resume_accepting(self):
         self._accept_resume = None
         selector = self._owner._selector
-        if self.sock is not None and selector is not None:
+        if self.sock is not None and selector is not None and self._accepting:
             with contextlib.suppress(KeyError, ValueError):
                 selector.register(self.sock, _READ, self._accept)
+
+    def stop_accepting(self):
+        """Take no new connections (the listening socket stays open); the connections there are go on."""
+        self._accepting = False
+        if self._accept_resume is not None:
+            self._accept_resume.kill(block=False)
+            self._accept_resume = None
+        selector = self._owner._selector
+        if self.sock is not None and selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(self.sock)
 
     def _tls_accept(self, sock, address):
         sock = common.tls_handshake(self._ssl_context, sock, address, self.settings)
