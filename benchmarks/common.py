@@ -4,13 +4,34 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBJECT_ID = "bench"
 ECHO_VALUE = 42  # the argument (and result) of every small call
 ECHO_TEXT = "hello"  # the argument of the client/server pairs' calls
 NOFILE_WANTED = 20000
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (for a server that must be told its port)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, timeout, host="127.0.0.1"):
+    """Wait until something accepts connections on ``port``; False if nothing did within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def raise_nofile(wanted=NOFILE_WANTED):

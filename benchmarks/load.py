@@ -163,6 +163,33 @@ def mode_io(args):
     return dict(_summary(state), completed=completed, walls_s=walls)
 
 
+def mode_cpu(args):
+    """Every connection calls burn(--sleep) over and over for --duration seconds; counts the calls."""
+    import gevent
+    proxies = []
+    state = run_connections(args, proxies.append, release=False)
+    done = []
+    deadline = time.perf_counter() + args.duration
+
+    def calls(proxy):
+        proxy._pyroClaimOwnership()  # made by another greenlet
+        while time.perf_counter() < deadline:
+            try:
+                proxy.burn(args.sleep)
+                done.append(time.perf_counter())
+            except Exception:
+                state["errors"] += 1
+                return
+
+    start = time.perf_counter()
+    gevent.joinall([gevent.spawn(calls, proxy) for proxy in proxies], timeout=args.duration + args.timeout)
+    wall = time.perf_counter() - start
+    for proxy in proxies:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+    return dict(_summary(state), calls=len(done), wall_s=wall)
+
+
 def mode_idle(args):
     state = run_connections(args, lambda proxy: None)
     return _summary(state)
@@ -397,7 +424,8 @@ def mode_blocking(args):
     return {"walls_s": walls, "order": [row["name"] for row in plan], "errors": errors[:10]}
 
 
-MODES = {"fanin": mode_fanin, "io": mode_io, "idle": mode_idle, "latency": mode_latency, "raw": mode_raw,
+MODES = {"fanin": mode_fanin, "io": mode_io, "cpu": mode_cpu,
+         "idle": mode_idle, "latency": mode_latency, "raw": mode_raw,
          "oneway": mode_oneway, "bulk": mode_bulk, "pairs": mode_pairs, "blocking": mode_blocking}
 
 

@@ -12,7 +12,8 @@ MARK_BEGIN = "<!-- BEGIN GENERATED RESULTS (python -m benchmarks rewrites this p
 MARK_END = "<!-- END GENERATED RESULTS -->"
 README_BEGIN = "<!-- BEGIN BENCHMARK SUMMARY (python -m benchmarks rewrites this part) -->"
 README_END = "<!-- END BENCHMARK SUMMARY -->"
-SUMMARY_SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")  # what it summarizes
+SUMMARY_SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "cpu_bound", "bulk", "idle", "oneway")  # summarized
+WORKERS_TARGET = 1.7  # CPU-bound calls/s with geopyro-serve --workers 2 vs --workers 1, on 2 cores
 
 
 def machine_info():
@@ -120,6 +121,13 @@ def evaluate_targets(data):
         add("I/O-bound: wall time vs the %s ms ideal" % (int(g["sleep_s"] * 1000) if g else "?"), "<= 3x", x, ok,
             "%s calls, %s completed, median wall %s ms of %s bursts" % (
                 g and g["connections"], g and g["completed"], _n(g, "wall_s", 1000), g and g.get("bursts", 1)))
+    if "cpu_bound" in data["scenarios"]:
+        one = _row(data, "cpu_bound", "geopyro-serve --workers 1")
+        two = _row(data, "cpu_bound", "geopyro-serve --workers 2")
+        ratio = _ratio(two and two["calls_per_s"], one and one["calls_per_s"])
+        add("CPU-bound: calls/s with 2 worker processes vs 1", ">= %.1fx" % WORKERS_TARGET, ratio,
+            ratio is not None and ratio >= WORKERS_TARGET and not (one["errors"] or two["errors"]),
+            "%s vs %s calls/s of %s ms each" % (_n(two, "calls_per_s"), _n(one, "calls_per_s"), _n(one, "work_ms")))
     if "idle" in data["scenarios"]:
         g = _row(data, "idle", "geopyro greenlet")
         kb = g["kb_per_connection"] if g else None
@@ -218,6 +226,20 @@ def markdown_tables(data):
                      % (rows[0].get("bursts", 1) if rows else 1) + _table(
                          ["server", "sleep", "calls", "completed (each burst)", "refused", "wall ms", "vs ideal",
                           "every burst, ms"], cells + _errors(rows, 8)))
+    if "cpu_bound" in sc:
+        rows = sc["cpu_bound"]["rows"]
+        one = _row(data, "cpu_bound", "geopyro-serve --workers 1")
+        pyro5 = _row(data, "cpu_bound", "Pyro5 thread")
+        cells = [[r["server"], _fmt(r["workers"]), _fmt(r["connections"]), _fmt(r["work_ms"], "{:.0f}"),
+                  _fmt(r["calls"]), _fmt(r["errors"]), _fmt(r["calls_per_s"], "{:,.1f}"),
+                  _fmt(_ratio(r["calls_per_s"], one and one["calls_per_s"]), "{:.2f}x"),
+                  _fmt(_ratio(r["calls_per_s"], pyro5 and pyro5["calls_per_s"]), "{:.2f}x")]
+                 for r in rows if "error" not in r]
+        parts.append("### 3b. CPU-bound: concurrent calls to a method doing ~20 ms of pure Python each\n\n"
+                     "geopyro-serve runs the service in worker processes on one port (geopyro.workers); one Python "
+                     "process, Pyro5's included, runs such calls one at a time whatever its threads.\n\n" + _table(
+                         ["server", "processes", "connections", "ms per call", "calls", "errors", "calls/s",
+                          "vs 1 worker", "vs Pyro5 thread"], cells + _errors(rows, 9)))
     if "bulk" in sc:
         rows = sc["bulk"]["rows"]
         cells = []
@@ -486,6 +508,12 @@ def readme_summary(data):
             fanin(servers[0], 1000), fanin(FANIN_PATCHED, 1000), fanin(servers[1], 1000), fanin(servers[2], 1000),
             fanin(servers[3], 1000)),
         "| I/O-bound: 1,000 × 50 ms sleeps at once, median wall time | %s |" % " | ".join(io(s) for s in servers),
+        "| CPU-bound 20 ms calls/s: 1 process; `geopyro-serve --workers 2` | %s; %s (%s) | | %s | |" % (
+            _fmt(row("cpu_bound", "geopyro-serve --workers 1").get("calls_per_s"), "{:,.1f}"),
+            _fmt(row("cpu_bound", "geopyro-serve --workers 2").get("calls_per_s"), "{:,.1f}"),
+            _fmt(_ratio(row("cpu_bound", "geopyro-serve --workers 2").get("calls_per_s"),
+                        row("cpu_bound", "geopyro-serve --workers 1").get("calls_per_s")), "{:.2f}x"),
+            _fmt(row("cpu_bound", "Pyro5 thread").get("calls_per_s"), "{:,.1f}")),
         "| bulk 10 MB echo, msgpack / serpent MB/s | %s |" % " | ".join(bulk(s) for s in servers),
         "| idle connections: KB each (held of %s) | %s |" % (
             _fmt(row("idle", servers[0]).get("connections")),

@@ -29,17 +29,18 @@ from benchmarks.common import progress  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results")
-SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")
+SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "cpu_bound", "bulk", "idle", "oneway")
 SERVERS = (("geopyro", "greenlet"), ("geopyro", "multiplex"), ("pyro5", "thread"), ("pyro5", "multiplex"))
 
 PROFILES = {
     "default": dict(latency_s=5.0, oneway_calls=30000, bulk_size=10 * 1000 * 1000, bulk_calls=9, io_calls=1000,
                     io_sleep=0.05, io_bursts=5, fanin_levels=[200, 1000, 5000], fanin_s=4.0, idle_conns=10000, idle_settle_s=1.0,
                     procs=2, pairs_rounds=20, pairs_slice_s=0.25, blocking_clients=4, blocking_sleep=1.0,
-                    blocking_reps=5),
+                    blocking_reps=5, cpu_conns=16, cpu_s=6.0, cpu_work=0.02),
     "quick": dict(latency_s=0.3, oneway_calls=2000, bulk_size=1000 * 1000, bulk_calls=1, io_calls=100,
                   io_sleep=0.05, io_bursts=2, fanin_levels=[100, 200], fanin_s=0.4, idle_conns=300, idle_settle_s=0.3, procs=2,
-                  pairs_rounds=2, pairs_slice_s=0.2, blocking_clients=4, blocking_sleep=0.3, blocking_reps=1),
+                  pairs_rounds=2, pairs_slice_s=0.2, blocking_clients=4, blocking_sleep=0.3, blocking_reps=1,
+                  cpu_conns=16, cpu_s=1.0, cpu_work=0.02),
 }
 
 
@@ -351,6 +352,44 @@ class Runner:
                 (label("pyro5", "multiplex"), not_applicable("pyro5", "multiplex")),
                 ("Pyro5 thread pool=%d" % n, run("pyro5", "thread", threadpool=n))]
 
+    def steps_cpu(self):
+        """CPU-bound calls (pure Python, ~20 ms each) from enough connections to keep every worker busy:
+        geopyro-serve with 1 and 2 worker processes, and Pyro5's thread server (one process, one GIL)."""
+        conns, seconds, work = self.s["cpu_conns"], self.s["cpu_s"], self.s["cpu_work"]
+
+        def measure(name, uri, workers):
+            results = self.load(uri, "cpu", conns=conns, procs=1, sleep=work, duration=seconds, timeout=120)
+            calls = sum(r["calls"] for r in results)
+            wall = max(r["wall_s"] for r in results)
+            row = {"server": name, "workers": workers, "connections": conns, "work_ms": work * 1000, "calls": calls,
+                   "wall_s": wall, "calls_per_s": calls / wall if wall else None,
+                   "errors": sum(r.get("errors", 0) for r in results)}
+            return row, "%d calls in %.1f s: %.1f calls/s, %d errors" % (calls, wall, row["calls_per_s"] or 0,
+                                                                        row["errors"])
+
+        def geopyro(workers):
+            def step():
+                port = common.free_port()
+                child = self.spawn(["-m", "geopyro.workers", "benchmarks.cpu_service:Service",
+                                    "--workers", str(workers), "-n", "127.0.0.1", "-p", str(port),
+                                    "--id", common.OBJECT_ID, "-q"],
+                                   "server-geopyro-serve-%d" % workers)
+                try:
+                    if not common.wait_for_port(port, 30):
+                        raise StepError("geopyro-serve did not listen on port %d (log: %s)" % (port, child.log_path))
+                    return measure("geopyro-serve --workers %d" % workers,
+                                   "PYRO:%s@127.0.0.1:%d" % (common.OBJECT_ID, port), workers)
+                finally:
+                    self.stop(child)
+            return step
+
+        def pyro5():
+            with self.server("pyro5", "thread") as (_, uri):
+                return measure(label("pyro5", "thread"), uri, 1)
+
+        return [("geopyro-serve --workers 1", geopyro(1)), ("geopyro-serve --workers 2", geopyro(2)),
+                (label("pyro5", "thread"), pyro5)]
+
     def steps_bulk(self):
         size, count = self.s["bulk_size"], self.s["bulk_calls"]
 
@@ -419,7 +458,7 @@ class Runner:
 
 def run_all(runner, scenarios):
     makers = {"latency": runner.steps_latency, "blocking": runner.steps_blocking, "fanin": runner.steps_fanin,
-              "io_bound": runner.steps_io, "bulk": runner.steps_bulk, "idle": runner.steps_idle,
+              "io_bound": runner.steps_io, "cpu_bound": runner.steps_cpu, "bulk": runner.steps_bulk, "idle": runner.steps_idle,
               "oneway": runner.steps_oneway}
     plan = [(scenario, name, fn) for scenario in scenarios for name, fn in makers[scenario]()]
     results = {scenario: {"rows": []} for scenario in scenarios}

@@ -34,6 +34,13 @@ def make_service(api, sleep):
         if hasattr(api, "cooperative"):  # geopyro: gevent.sleep cooperates, so it runs inline even unpatched
             sleep = api.cooperative(sleep)
 
+        def burn(self, seconds):
+            """CPU-bound work: pure Python for ``seconds`` of this thread's CPU time (holds the GIL throughout)."""
+            end = time.thread_time() + seconds
+            while time.thread_time() < end:
+                pass
+            return seconds
+
         def block(self, seconds):
             """What plain blocking code does: time.sleep (gevent's when the process is patched)."""
             time.sleep(seconds)

@@ -12,12 +12,13 @@ import pytest
 from benchmarks import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "bulk", "idle", "oneway")
+SCENARIOS = ("latency", "blocking", "fanin", "io_bound", "cpu_bound", "bulk", "idle", "oneway")
 NUMERIC = {
     "latency": ("calls_per_s", "p50_us", "p99_us"),
     "blocking": ("clients", "sleep_s", "wall_s", "x_ideal"),
     "fanin": ("connections", "connected", "refused", "calls_per_s", "p50_ms", "p99_ms", "server_cpu_us"),
     "io_bound": ("connections", "completed", "refused", "wall_s", "x_ideal"),
+    "cpu_bound": ("workers", "connections", "calls", "errors", "calls_per_s"),
     "bulk": ("payload_mb", "mb_per_s", "seconds_per_call"),
     "idle": ("connections", "held", "refused", "rss_before_kb", "rss_after_kb", "kb_per_connection"),
     "oneway": ("sent", "processed", "calls_per_s"),
@@ -41,11 +42,11 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(180)
 def test_quick_benchmark_run_produces_numbers(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYRO_")}
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--output", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=140)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "[1/" in proc.stderr.replace(" ", "")  # progress lines
     assert "| server |" in proc.stdout and "Targets" in proc.stdout  # the printed tables
@@ -65,6 +66,8 @@ def test_quick_benchmark_run_produces_numbers(tmp_path):
     _check_pairs(data["scenarios"]["latency"]["rows"])
     _check_blocking(data["scenarios"]["blocking"]["rows"])
     assert "1b. Latency by client and server program" in proc.stdout and "1c. Blocking" in proc.stdout
+    assert "3b. CPU-bound" in proc.stdout
+    assert {row["workers"] for row in data["scenarios"]["cpu_bound"]["rows"]} == {1, 2}
     assert data["targets"]
     cpu_targets = [t["target"] for t in data["targets"] if "server CPU per call vs Pyro5 multiplex" in t["target"]]
     assert len(cpu_targets) == 2, data["targets"]  # the default (calls on threads) and the patched server
@@ -123,7 +126,7 @@ def _check_publish(data, tables, tmp_path):
     text = readme.read_text()
     assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "old summary" not in text and data["meta"]["date"] in text
-    assert text.count("\n| ") == 11, text  # header, rule and nine scenario rows
+    assert text.count("\n| ") == 12, text  # header, rule and ten scenario rows
     assert "None" not in text and "nan" not in text
     results = (bench_dir / "RESULTS.md").read_text()
     assert report.MARK_BEGIN in results and "### 2. Fan-in" in results
