@@ -112,6 +112,9 @@ RUNS = {
     "nat": [
         ("server.py", ["uri handed out (NAT address): PYRO:office@127.0.0.1:", "the daemon listens on 127.0.0.1:",
                        "client: ticket 7", "the forwarder carried"]),
+        ("server_netlab.py", ["uri handed out (NAT address): PYRO:office@198.51.100.1:9999",
+                              "client: connecting to 198.51.100.1:9999", "the daemon listens on 192.0.2.10:9999",
+                              "client: the returned proxy points at 198.51.100.1:9999", "client: ticket 7"]),
     ],
     "oneway": [
         ("server.py", ["client: status right away: []", "client: status after 1.3 s: ['A']",
@@ -157,6 +160,10 @@ def test_every_example_folder_has_a_readme():
                          [(folder, script, expected) for folder, runs in sorted(RUNS.items())
                           for script, expected in runs])
 def test_example_runs(folder, script, expected):
+    if script.endswith("_netlab.py"):
+        import netlab
+        if netlab.unavailable():
+            pytest.skip("needs the network lab: %s" % netlab.unavailable())
     env = dict(os.environ)
     root = os.path.dirname(EXAMPLES)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
