@@ -6,7 +6,6 @@ import resource
 import signal
 import socket
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBJECT_ID = "bench"
@@ -20,18 +19,6 @@ def free_port(host="127.0.0.1"):
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def wait_for_port(port, timeout, host="127.0.0.1"):
-    """Wait until something accepts connections on ``port``; False if nothing did within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=1.0).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def raise_nofile(wanted=NOFILE_WANTED):

@@ -372,11 +372,18 @@ class Runner:
                 port = common.free_port()
                 child = self.spawn(["-m", "geopyro.workers", "benchmarks.cpu_service:Service",
                                     "--workers", str(workers), "-n", "127.0.0.1", "-p", str(port),
-                                    "--id", common.OBJECT_ID, "-q"],
+                                    "--id", common.OBJECT_ID],
                                    "server-geopyro-serve-%d" % workers)
                 try:
-                    if not common.wait_for_port(port, 30):
-                        raise StepError("geopyro-serve did not listen on port %d (log: %s)" % (port, child.log_path))
+                    def serving():  # (its workers log "worker N (slot k) serving" as each one starts)
+                        with open(child.log_path, "rb") as log:
+                            return log.read().count(b") serving") >= workers
+                    deadline = time.monotonic() + 60
+                    while not serving():
+                        if time.monotonic() > deadline or child.proc.poll() is not None:
+                            raise StepError("geopyro-serve's %d workers did not start (log: %s)\n%s"
+                                            % (workers, child.log_path, child.tail()))
+                        time.sleep(0.05)
                     return measure("geopyro-serve --workers %d" % workers,
                                    "PYRO:%s@127.0.0.1:%d" % (common.OBJECT_ID, port), workers)
                 finally:

@@ -58,10 +58,10 @@ def cpu_count():
 
 
 def listening_sockets(host, port, slots, reuseport=None):
-    """Bind the service's port: one socket per worker slot with SO_REUSEPORT (``reuseport`` None: where the OS
-    has it), else one socket for all. Returns (sockets, port)."""
-    if reuseport is None:
-        reuseport = hasattr(socket, "SO_REUSEPORT") and slots > 1
+    """Bind the service's port: one socket per worker slot with SO_REUSEPORT (``reuseport`` None: on Linux,
+    whose kernel spreads new connections over them), else one socket for all. Returns (sockets, port)."""
+    if reuseport is None:  # (only Linux spreads connections over SO_REUSEPORT sockets; elsewhere one gets all)
+        reuseport = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT") and slots > 1
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets = []
     try:
@@ -126,11 +126,14 @@ class _SpawnedProcess:
 class _ForkedProcess:
     """A worker forked from the arbiter (``serve(..., workers=N)``); ``run`` is what the child does."""
 
-    def __init__(self, run):
+    def __init__(self, run, close_in_child=()):
         parent_end, child_end = os.pipe()  # the child watches it: the arbiter gone, the pipe closes
         pid = os.fork()
         if pid == 0:
             os.close(child_end)
+            for fd in close_in_child:  # (the other workers' lifelines, the arbiter's wake pipe)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             code = 1
             try:
                 os.setsid()
@@ -152,8 +155,9 @@ class _ForkedProcess:
         return self.returncode
 
     def send_signal(self, signum):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signum)
+        if self.poll() is None:  # (never a pid that may have been given to another process since)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
 
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
@@ -185,9 +189,11 @@ class Arbiter:
         self._stop_timeout = stop_timeout
         self.workers = {}  # pid -> _Worker
         self.uri = None
-        self._deaths = {}  # slot -> (how many quick deaths in a row, when the last one happened)
+        self._deaths = {}  # slot -> how many times in a row its worker died soon after starting, or failed to
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._vacant = {}  # slot -> when to try again to start its worker (its last start failed)
         self._signals = []
 
     # --- one worker ---
@@ -200,6 +206,9 @@ class Arbiter:
         status_r, status_w = os.pipe()
         try:
             process = self._start_process(self._socket_for(slot), status_w)
+        except BaseException:
+            os.close(status_r)
+            raise
         finally:
             os.close(status_w)
         worker = _Worker(slot, process)
@@ -226,6 +235,8 @@ class Arbiter:
             if remaining <= 0:
                 return {"error": "the worker did not start within %d s" % READY_TIMEOUT}
             ready, _, _ = select.select([status_r], [], [], min(remaining, 0.5))
+            if self._stopping():
+                return {"error": "stopped while the worker was starting"}
             if ready:
                 chunk = os.read(status_r, 65536)
                 if not chunk:
@@ -261,22 +272,31 @@ class Arbiter:
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         try:
             for slot in range(self.count):
-                self.spawn(slot)
-            while True:
+                try:
+                    self.spawn(slot)  # (a worker that cannot start now: the service does not start)
+                except WorkerFailed:
+                    if self._stopping():
+                        break
+                    raise
+            while not self._stopping():
                 select.select([self._wake_r], [], [], 1.0)
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
-                signals, self._signals = self._signals, []
-                if signal.SIGINT in signals or signal.SIGTERM in signals:
-                    log.info("stopping %d workers", len(self.workers))
+                if self._stopping():
                     break
-                if signal.SIGHUP in signals:
+                if signal.SIGHUP in self._signals:
+                    self._signals = [signum for signum in self._signals if signum != signal.SIGHUP]
                     self.reload()
                 self._restart_dead()
+                self._fill_vacant()
+            log.info("stopping %d workers", len(self.workers))
         finally:
-            self.stop()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self.stop()
+
+    def _stopping(self):
+        return signal.SIGINT in self._signals or signal.SIGTERM in self._signals
 
     def _restart_dead(self):
         for worker in list(self.workers.values()):
@@ -286,22 +306,35 @@ class Arbiter:
             worker.process.close()
             del self.workers[worker.pid]
             lived = time.monotonic() - worker.started
-            quick, _ = self._deaths.get(worker.slot, (0, 0.0))
-            quick = 0 if lived >= STABLE_AFTER else quick + 1
-            self._deaths[worker.slot] = (quick, time.monotonic())
-            delay = RESTART_DELAYS[min(quick, len(RESTART_DELAYS)) - 1] if quick else 0.0
-            log.warning("worker %d (slot %d) exited with code %s after %.1f s; restarting it%s", worker.pid,
-                        worker.slot, code, lived, " in %.1f s" % delay if delay else "")
-            time.sleep(delay)
+            log.warning("worker %d (slot %d) exited with code %s after %.1f s; restarting it", worker.pid,
+                        worker.slot, code, lived)
+            self._vacate(worker.slot, quick=lived < STABLE_AFTER)
+
+    def _vacate(self, slot, quick):
+        """Mark ``slot`` as having no worker; it is filled again after a pause that grows while starts fail
+        or workers die soon after they start (its socket keeps new connections waiting meanwhile)."""
+        count = self._deaths.get(slot, 0) + 1 if quick else 0
+        self._deaths[slot] = count
+        delay = RESTART_DELAYS[min(count, len(RESTART_DELAYS)) - 1] if count else 0.0
+        self._vacant[slot] = time.monotonic() + delay
+
+    def _fill_vacant(self):
+        for slot, when in sorted(self._vacant.items()):
+            if time.monotonic() < when or self._stopping():
+                continue
+            del self._vacant[slot]
             try:
-                self.spawn(worker.slot)
+                self.spawn(slot)
             except WorkerFailed as exc:
-                log.error("could not restart worker for slot %d: %s", worker.slot, exc)
+                log.error("could not start a worker for slot %d: %s; trying again", slot, exc)
+                self._vacate(slot, quick=True)
 
     def reload(self):
         """Replace every worker, one at a time: the new one serves on the slot's socket before the old one stops."""
         log.info("reloading %d workers", len(self.workers))
         for old in sorted(self.workers.values(), key=lambda worker: worker.slot):
+            if self._stopping():
+                return
             try:
                 self.spawn(old.slot)
             except WorkerFailed as exc:
@@ -310,6 +343,9 @@ class Arbiter:
                 return
             old.retiring = True
             self._reap(old)
+        for slot in list(self._vacant):
+            self._vacant[slot] = 0.0  # (and a slot left empty by failed starts gets a new try now)
+        self._deaths.clear()
 
     def stop(self):
         """Stop every worker (each finishes its calls in progress), then release the sockets."""
@@ -327,9 +363,10 @@ class Arbiter:
 
 # --- inside a worker -------------------------------------------------------------------------------------------
 
-def _serve_in_worker(listen_fd, status_fd, host, register, lifeline_fd=None):
-    """Run one worker's daemon on the inherited listening socket; ``register(daemon)`` publishes the objects
-    and returns the URI to report. Returns the exit code."""
+def _serve_in_worker(listen_fd, status_fd, host, load, lifeline_fd=None):
+    """Run one worker's daemon on the inherited listening socket. ``load()`` imports what to serve (before the
+    daemon is made: a module may set config items the daemon reads then, SSL say) and returns
+    ``register(daemon)``, which publishes it and returns the URI to report. Returns the exit code."""
     import gevent
 
     from . import server
@@ -341,7 +378,9 @@ def _serve_in_worker(listen_fd, status_fd, host, register, lifeline_fd=None):
             os.close(status_fd)
 
     try:
+        register = load()
         sock = socket.socket(fileno=listen_fd)
+        sock.set_inheritable(False)  # (a process the service starts must not keep the port open)
         common.adopt_listening_socket(sock)
         daemon = server.Daemon(host=host, port=sock.getsockname()[1])
         uri = register(daemon)
@@ -394,10 +433,11 @@ def load_object(spec):
     return target
 
 
-def _register_spec(spec, object_id):
-    def register(daemon):
-        return daemon.register(load_object(spec), object_id)
-    return register
+def _load_spec(spec, object_id):
+    def load():
+        target = load_object(spec)
+        return lambda daemon: daemon.register(target, object_id)
+    return load
 
 
 def _worker_main(args):
@@ -405,7 +445,7 @@ def _worker_main(args):
     if args.patch:
         from gevent import monkey
         monkey.patch_all()
-    return _serve_in_worker(args.listen_fd, args.status_fd, args.host, _register_spec(args.spec, args.id),
+    return _serve_in_worker(args.listen_fd, args.status_fd, args.host, _load_spec(args.spec, args.id),
                             lifeline_fd=0)
 
 
@@ -419,12 +459,14 @@ def _register_in_ns(name, uri):
     log.info("registered %s as %s in the name server", name, uri)
 
 
-def _unregister_in_ns(name):
+def _unregister_in_ns(name, uri):
+    """Remove ``name`` if it still stands for this service (another may have registered it since)."""
     from . import core
     with contextlib.suppress(Exception):
         ns = core.locate_ns()
         with ns:
-            ns.remove(name)
+            if str(ns.lookup(name)) == str(uri):
+                ns.remove(name)
 
 
 def _print(text, verbose=True):
@@ -435,7 +477,8 @@ def _print(text, verbose=True):
 def run_command(args):
     """``geopyro-serve``: the arbiter for a MODULE:OBJECT service; returns the exit code."""
     from . import config, errors
-    load_object(args.spec)  # (fails here, with the reason, rather than in N workers)
+    # (the module is imported by the workers only: the arbiter stays free of what it does on import, its
+    # monkey-patching, threads or connections; a module that does not load stops the first worker, and so this)
     workers = args.workers or cpu_count()
     host = config.HOST if args.host is None else args.host
     object_id = args.id or args.ns or args.spec.replace(":", ".")
@@ -450,10 +493,13 @@ def run_command(args):
             argv.insert(-1, "--patch")
         return _SpawnedProcess(argv, sock.fileno(), status_fd)
 
+    registered = []
+
     def on_ready(uri):
         _print("    uri = %s" % uri, args.verbose)
         if args.ns:
             _register_in_ns(args.ns, uri)
+            registered.append(uri)
             _print("    name = %s" % args.ns, args.verbose)
 
     arbiter = Arbiter(sockets, workers, start_process, on_ready, args.stop_timeout)
@@ -466,8 +512,8 @@ def run_command(args):
         print("geopyro-serve: cannot register %s in the name server: %s" % (args.ns, exc), file=sys.stderr)
         return 1
     finally:
-        if args.ns and arbiter.uri:
-            _unregister_in_ns(args.ns)
+        if registered:
+            _unregister_in_ns(args.ns, registered[0])
     _print("geopyro-serve: stopped", args.verbose)
     return 0
 
@@ -486,7 +532,9 @@ def serve_forked(objects, host=None, port=0, use_ns=True, verbose=True, workers=
         return uris[0]
 
     def start_process(sock, status_fd):
-        return _ForkedProcess(lambda lifeline: _child(sock, status_fd, lifeline))
+        inherited = [arbiter._wake_r, arbiter._wake_w] + [
+            worker.process._lifeline for worker in arbiter.workers.values()]
+        return _ForkedProcess(lambda lifeline: _child(sock, status_fd, lifeline), inherited)
 
     def _child(sock, status_fd, lifeline):
         import gevent
@@ -496,7 +544,7 @@ def serve_forked(objects, host=None, port=0, use_ns=True, verbose=True, workers=
         for other in sockets:
             if other is not sock:
                 other.close()
-        return _serve_in_worker(sock.fileno(), status_fd, host, register, lifeline)
+        return _serve_in_worker(sock.fileno(), status_fd, host, lambda: register, lifeline)
 
     def on_ready(uri):
         location = uri.split("@", 1)[1]
@@ -507,7 +555,8 @@ def serve_forked(objects, host=None, port=0, use_ns=True, verbose=True, workers=
                 _print("    name = %s" % objects[obj], verbose)
         _print("Pyro daemon running (%d workers)." % workers, verbose)
 
-    Arbiter(sockets, workers, start_process, on_ready).run()
+    arbiter = Arbiter(sockets, workers, start_process, on_ready)
+    arbiter.run()
 
 
 def _default_id(obj):
@@ -530,7 +579,8 @@ def _parser():
     parser.add_argument("--shared-socket", action="store_true",
                         help="one listening socket for all workers, even where SO_REUSEPORT exists")
     parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT,
-                        help="seconds a worker may take to finish its calls when stopping (default %(default)s)")
+                        help="seconds a stopping worker gets before it is killed (default %(default)s); calls still "
+                        "running 3 s into its shutdown lose their connection")
     parser.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="print nothing but errors")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
@@ -539,16 +589,16 @@ def _parser():
 
 
 def main(args=None):
-    args = _parser().parse_args(args)
+    parser = _parser()
+    args = parser.parse_args(args)
+    if args.workers < 0:
+        parser.error("--workers must be 0 (one per core) or more")
     if args.worker:
         return _worker_main(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="geopyro-serve: %(message)s")
     try:
         return run_command(args)
-    except (ImportError, AttributeError, ValueError) as exc:
-        print("geopyro-serve: cannot load %s: %s" % (args.spec, exc), file=sys.stderr)
-        return 2
     except OSError as exc:
         print("geopyro-serve: cannot listen: %s" % exc, file=sys.stderr)
         return 2

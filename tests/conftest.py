@@ -81,3 +81,12 @@ def servertype(request, clean_config):
     """Run the test once per server type (sets config.SERVERTYPE before daemons are made)."""
     clean_config.SERVERTYPE = request.param
     return request.param
+
+
+@pytest.fixture
+def pyro4_serializer():
+    """Set the real Pyro4's client serializer for one test (Pyro4's config is global): call it with a name."""
+    Pyro4 = pytest.importorskip("Pyro4", reason="this test talks with the real Pyro4")
+    saved = Pyro4.config.SERIALIZER
+    yield lambda name: setattr(Pyro4.config, "SERIALIZER", name)
+    Pyro4.config.SERIALIZER = saved

@@ -10,6 +10,7 @@ forwards (``Lab.forward``: DNAT of a port of its wan address). Nothing has a rou
 with them every interface), also after a failed test.
 """
 
+import functools
 import itertools
 import json
 import os
@@ -27,28 +28,58 @@ COMMAND_TIMEOUT = 15.0  # seconds any one ip/nft command may take
 _serial = itertools.count()
 
 
+@functools.lru_cache(maxsize=None)
 def unavailable():
-    """Why this machine cannot build a lab (None when it can)."""
+    """Why this machine cannot build a lab (None when it can); asked once per process."""
     if not sys.platform.startswith("linux"):
         return "network namespaces are Linux's"
     if os.geteuid() != 0:
         return "making network namespaces needs root"
-    for tool in ("ip", "nft"):
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("sysctl", "procps")):
         if shutil.which(tool) is None:
-            return "%r is not installed (Debian: apt-get install iproute2 nftables)" % tool
-    probe = "gp-probe-%d" % os.getpid()
+            return "%r is not installed (Debian: apt-get install %s)" % (tool, package)
+    sweep_stale()
+    probe = "gp%d-probe" % os.getpid()
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
     if made.returncode:
         return "cannot make a network namespace: %s" % made.stderr.strip()
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=COMMAND_TIMEOUT)
+    try:
+        for argv in (["nft", "add", "table", "ip", "probe"], ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]):
+            done = subprocess.run(["ip", "netns", "exec", probe] + argv, capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT)
+            if done.returncode:
+                return "%s fails in a network namespace: %s" % (argv[0], done.stderr.strip())
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=COMMAND_TIMEOUT)
     return None
+
+
+def sweep_stale():
+    """Remove the namespaces of labs whose test process is gone (killed before it could clean up)."""
+    for line in _netns_list():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith("gp") or "-" not in name or not name[2:name.index("-")].isdigit():
+            continue
+        if not os.path.exists("/proc/%s" % name[2:name.index("-")]):
+            _delete_namespace(name)
+
+
+def _delete_namespace(name):
+    """Kill what still runs in namespace ``name``, then delete it (and with it its interfaces)."""
+    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    for pid in pids.stdout.split():
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=COMMAND_TIMEOUT)
 
 
 class Lab:
     """The namespaces of one test; ``ns(host)`` names one, ``spawn(host, argv)`` runs a process in it."""
 
     def __init__(self):
-        self.tag = "gp%d-%d" % (os.getpid() % 100000, next(_serial))
+        self.tag = "gp%d-%d" % (os.getpid(), next(_serial))  # (the pid: see sweep_stale)
         self.namespaces = []
         self.processes = []
         try:
@@ -77,13 +108,10 @@ class Lab:
         self.sh("ip", "link", "set", "lo", "up", host=host)
 
     def _veth(self, host, address, prefix, inside_name, router_name):
-        """A veth pair: ``inside_name`` in ``host`` (with ``address``), ``router_name`` in the router."""
-        outer = "v%s%d" % (host, os.getpid() % 10000)  # (made in the root namespace, moved at once)
-        self.sh("ip", "link", "add", outer, "type", "veth", "peer", "name", outer + "p")
-        self.sh("ip", "link", "set", outer, "netns", self.ns(host))
-        self.sh("ip", "link", "set", outer + "p", "netns", self.ns("router"))
-        self.sh("ip", "link", "set", outer, "name", inside_name, host=host)
-        self.sh("ip", "link", "set", outer + "p", "name", router_name, host="router")
+        """A veth pair: ``inside_name`` in ``host`` (with ``address``), ``router_name`` in the router. (Made in
+        place: no interface of a lab ever appears in the root namespace.)"""
+        self.sh("ip", "link", "add", inside_name, "netns", self.ns(host), "type", "veth", "peer", "name",
+                router_name, "netns", self.ns("router"))
         self.sh("ip", "addr", "add", "%s/%d" % (address, prefix), "dev", inside_name, host=host)
         self.sh("ip", "link", "set", inside_name, "up", host=host)
         self.sh("ip", "link", "set", router_name, "up", host="router")
@@ -171,10 +199,10 @@ class Lab:
             except (subprocess.TimeoutExpired, ValueError, OSError):
                 pass
         for name in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=COMMAND_TIMEOUT)
+            _delete_namespace(name)
         self.namespaces = []
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(self.tag in line for line in _netns_list()):
+        while time.monotonic() < deadline and any(line.startswith(self.tag + "-") for line in _netns_list()):
             time.sleep(0.05)
 
 

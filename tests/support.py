@@ -1,5 +1,6 @@
 """Helpers shared by the tests: waiting with deadlines, free ports, child processes."""
 
+import io
 import os
 import selectors
 import socket
@@ -55,18 +56,24 @@ def child_env(**extra):
 
 
 def read_line(proc, deadline):
-    """The next line a child prints on stdout, or None (and the child killed) if none comes by ``deadline``."""
+    """The next line a child prints on stdout, or None (and the child killed) if none comes by ``deadline``.
+
+    Read a byte at a time from the descriptor: nothing past the line is taken from the pipe, so a second line
+    that came in the same write waits there for the next read_line (or for proc.stdout, or communicate())."""
+    fd = proc.stdout.fileno()
+    line = bytearray()
     with selectors.DefaultSelector() as selector:  # epoll: works with descriptor numbers above 1024
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while proc.poll() is None:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not selector.select(remaining):
                 break
-            if selector.select(remaining):
-                line = proc.stdout.readline()
-                if line:
-                    return line
-                break
+            byte = os.read(fd, 1)
+            if not byte:
+                break  # the child closed its stdout (it ended)
+            line += byte
+            if byte == b"\n":
+                return line.decode("utf-8", "replace") if isinstance(proc.stdout, io.TextIOBase) else bytes(line)
     proc.kill()
     return None
 

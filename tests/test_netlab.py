@@ -11,9 +11,10 @@ import time
 import pytest
 
 import netlab
+from support import read_line
 
-pytestmark = [pytest.mark.netlab,
-              pytest.mark.skipif(netlab.unavailable() is not None, reason=str(netlab.unavailable()))]
+REASON = netlab.unavailable()
+pytestmark = [pytest.mark.netlab, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
 pytest.importorskip("Pyro5", reason="Pyro5 is the other side in these tests")
 
 PAIRS = [("geopyro", "geopyro"), ("geopyro", "Pyro5"), ("Pyro5", "geopyro")]
@@ -88,23 +89,10 @@ def start_ns(lab, host, impl):
 
 def _read_line(proc, timeout):
     """The next stdout line of ``proc`` (a lab process), within ``timeout`` seconds."""
-    import selectors
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if selector.select(timeout=0.2):
-                line = proc.stdout.readline()
-                if line:
-                    return line
-                break
-            if proc.poll() is not None:
-                break
-    finally:
-        selector.close()
-    raise AssertionError("netlab process printed nothing (exit %s): %s" % (proc.poll(), proc.stderr.read()
-                                                                            if proc.poll() is not None else ""))
+    line = read_line(proc, time.monotonic() + timeout)
+    if line is None:
+        raise AssertionError("netlab process printed nothing (exit %s): %s" % (proc.wait(10), proc.stderr.read()))
+    return line
 
 
 def client(lab, host, impl, code, env=None, timeout=60):
@@ -116,7 +104,7 @@ def lab():
     built = netlab.Lab()
     yield built
     built.close()
-    assert not [line for line in netlab._netns_list() if built.tag in line], "namespaces left behind"
+    assert not [line for line in netlab._netns_list() if line.startswith(built.tag + "-")], "namespaces left behind"
 
 
 @pytest.mark.parametrize("server_impl,client_impl", PAIRS, ids=PAIR_IDS)

@@ -104,18 +104,6 @@ def start_server():
         proc.communicate(timeout=10)
 
 
-@pytest.fixture
-def pyro4_serializer():
-    """Set Pyro4's client serializer for one test (Pyro4's config is global)."""
-    saved = Pyro4.config.SERIALIZER
-
-    def use(name):
-        Pyro4.config.SERIALIZER = name
-
-    yield use
-    Pyro4.config.SERIALIZER = saved
-
-
 @pytest.mark.parametrize("servertype", ["greenlet", "multiplex"])
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 def test_a_pyro4_client_calls_a_geopyro_daemon(start_server, pyro4_serializer, servertype, serializer):

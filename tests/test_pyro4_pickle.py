@@ -90,13 +90,6 @@ def server(tmp_path):
         proc.communicate(timeout=10)
 
 
-@pytest.fixture
-def pyro4_serializer():
-    saved = Pyro4.config.SERIALIZER
-    yield lambda name: setattr(Pyro4.config, "SERIALIZER", name)
-    Pyro4.config.SERIALIZER = saved
-
-
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 def test_a_pyro4_client_pickles_to_geopyros_pyro4_daemon(server, pyro4_serializer, serializer):
     uri = server("geopyro", ["serpent", serializer])

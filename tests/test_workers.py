@@ -27,6 +27,9 @@ import os
 
 import geopyro.api as api
 
+if os.path.exists("broken"):  # (a test makes new workers fail to start)
+    raise RuntimeError("this deploy is broken")
+
 
 @api.expose
 @api.behavior(instance_mode="single")
@@ -66,12 +69,13 @@ api.serve({Service: "svc"}, host="127.0.0.1", port=int(sys.argv[1]), use_ns=Fals
 class Served:
     """An arbiter in a subprocess; ``lines`` collects what it prints (stdout and stderr)."""
 
-    def __init__(self, directory, argv, env=None):
+    def __init__(self, directory, argv, env=None, cpus=None):
         (directory / "service.py").write_text(SERVICE)
         (directory / "forked.py").write_text(FORKED)
         self.lines = []
         self.proc = subprocess.Popen(argv, cwd=str(directory), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=child_env(**(env or {})))
+                                     text=True, env=child_env(**(env or {})),
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -102,17 +106,29 @@ class Served:
 def serve(tmp_path):
     started = []
 
-    def start(*args, module="geopyro.workers", env=None):
+    def start(*args, module="geopyro.workers", env=None, cpus=None):
         argv = [sys.executable, "-m", module] + list(args) if module else [sys.executable] + list(args)
-        served = Served(tmp_path, argv, env)
+        served = Served(tmp_path, argv, env, cpus)
         started.append(served)
         return served
 
     yield start
     for served in started:
         if served.proc.poll() is None:
-            served.proc.kill()
-        served.proc.wait(10)
+            served.proc.terminate()  # (the arbiter stops its workers)
+            try:
+                served.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                served.proc.kill()
+                served.proc.wait(10)
+
+
+def two_workers(serve, *options):
+    """geopyro-serve of the Service with two workers on a free port; returns (the arbiter, the service's uri)."""
+    port = free_port()
+    served = serve("service:Service", "-w", "2", "-n", "127.0.0.1", "-p", str(port), "--id", "svc", *options)
+    served.wait_for("slot 1) serving")
+    return served, "PYRO:svc@127.0.0.1:%d" % port
 
 
 def pid_of(uri):
@@ -151,10 +167,10 @@ class Caller(threading.Thread):
 def alive(pid):
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):  # (reaped meanwhile)
         return False
-    with open("/proc/%d/stat" % pid) as stat:
-        return stat.read().split()[2] != "Z"
 
 
 @pytest.mark.parametrize("mode", ["reuseport", "shared-socket"])
@@ -194,10 +210,7 @@ MODES = {"reuseport": [], "shared-socket": ["--shared-socket"]}
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_worker_that_dies_is_restarted_and_no_connection_is_refused(serve, mode):
-    port = free_port()
-    served = serve("service:Service", "-w", "2", "-n", "127.0.0.1", "-p", str(port), "--id", "svc", *MODES[mode])
-    served.wait_for("slot 1) serving")
-    uri = "PYRO:svc@127.0.0.1:%d" % port
+    served, uri = two_workers(serve, *MODES[mode])
     before = served.worker_pids()
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
@@ -213,12 +226,21 @@ def test_a_worker_that_dies_is_restarted_and_no_connection_is_refused(serve, mod
     assert served.stop() == 0
 
 
+def test_a_slot_whose_worker_cannot_start_is_tried_again_until_it_can(serve, tmp_path):
+    served, uri = two_workers(serve)
+    (tmp_path / "broken").write_text("")
+    os.kill(min(served.worker_pids()), signal.SIGKILL)
+    served.wait_for("could not start a worker for slot")
+    assert "this deploy is broken" in served.output()
+    (tmp_path / "broken").unlink()
+    assert wait_until(lambda: len(served.worker_pids()) == 3, 30), served.output()
+    assert len(worker_pids(uri)) == 2  # (both slots serve again)
+    assert served.stop() == 0
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_sighup_replaces_every_worker_without_refusing_a_connection(serve, mode):
-    port = free_port()
-    served = serve("service:Service", "-w", "2", "-n", "127.0.0.1", "-p", str(port), "--id", "svc", *MODES[mode])
-    served.wait_for("slot 1) serving")
-    uri = "PYRO:svc@127.0.0.1:%d" % port
+    served, uri = two_workers(serve, *MODES[mode])
     old = served.worker_pids()
     callers = [Caller(uri) for _ in range(3)]
     for caller in callers:
@@ -250,16 +272,19 @@ def test_ctrl_c_stops_everything_quietly(serve):
 
 
 def test_workers_0_means_one_per_core(serve):
-    served = serve("service:Service", "-w", "0", "-n", "127.0.0.1", "-p", str(free_port()))
-    served.wait_for("slot %d) serving" % (workers.cpu_count() - 1))
-    assert "%d workers" % workers.cpu_count() in served.output()
+    cores = min(2, workers.cpu_count())  # (the arbiter runs on at most 2 cores: its count is theirs)
+    served = serve("service:Service", "-w", "0", "-n", "127.0.0.1", "-p", str(free_port()),
+                   cpus=sorted(os.sched_getaffinity(0))[:cores])
+    served.wait_for("slot %d) serving" % (cores - 1))
+    assert "%d workers" % cores in served.output()
     served.stop()
 
 
 def test_a_service_that_cannot_load_is_refused_with_the_reason(serve):
     served = serve("service:Missing", "-n", "127.0.0.1")
-    assert served.proc.wait(60) == 2
-    assert "cannot load service:Missing" in served.output() and "Missing" in served.output()
+    assert served.proc.wait(60) == 1
+    assert "a worker could not start: AttributeError" in served.output() and "Missing" in served.output()
+    assert "Traceback" in served.output()  # (the worker's, so that the reason is plain)
 
 
 def test_the_service_is_registered_in_the_name_server_under_one_uri(serve, daemons, clean_config):

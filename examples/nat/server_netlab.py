@@ -8,6 +8,7 @@ its outside address to the daemon. The daemon listens on 192.0.2.10:9999 and han
 
 import json
 import os
+import select
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,6 +39,10 @@ def main():
     try:
         lab.forward(PORT, "a")
         daemon = lab.spawn("a", ["-c", DAEMON, HERE, netlab.LAN["a"], netlab.ROUTER_WAN, str(PORT)])
+        ready, _, _ = select.select([daemon.stdout], [], [], 30)
+        if not ready:
+            print("server_netlab: the daemon did not start", file=sys.stderr)
+            return 1
         uris = json.loads(daemon.stdout.readline())
         print("server (on host a, %s): uri handed out (NAT address): %s" % (netlab.LAN["a"], uris["uri"]))
         print("server: uriFor(nat=False) (inside address): %s" % uris["inside"])

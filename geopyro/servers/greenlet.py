@@ -47,6 +47,7 @@ class GreenletServer:
         self._combined = []
         self._background = None  # the thread running the request loop that events() started
         self._given_away = None  # the listening socket an outside loop was given before that loop started
+        self._accepting = True  # False once stop_accepting() was called (a retiring worker's)
         program.note_server_thread(self, self._sock_thread)
         log.info("greenlet server listening on %s", self.locationStr)
 
@@ -111,6 +112,8 @@ class GreenletServer:
         others = [gevent.spawn(other.loop, keep_going) for other in self._combined]
         try:
             self._server.start()
+            if not self._accepting:  # (told to stop accepting before the loop began)
+                self._server.stop_accepting()
             while keep_going():
                 if self._stop.wait(interval):
                     break
@@ -164,6 +167,7 @@ class GreenletServer:
 
     def stop_accepting(self):
         """Take no new connections (the listening socket stays open); the connections there are go on."""
+        self._accepting = False
         if self._server is not None:
             self._server.stop_accepting()
 
