@@ -244,10 +244,11 @@ class Arbiter:
                 data += chunk
             elif process.poll() is not None:
                 break
-        if not data:
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError:  # (nothing, or a part of the line: it died while it told)
             code = process.wait(1.0)
             return {"error": "the worker exited with code %s before it served (its error is above)" % code}
-        return json.loads(data.decode("utf-8"))
 
     def _reap(self, worker, signum=signal.SIGTERM):
         """Stop one worker: ``signum``, then SIGKILL after the stop timeout."""
