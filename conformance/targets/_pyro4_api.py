@@ -1,6 +1,23 @@
 """The mapping shared by the implementations that offer Pyro4's API (Pyro4 itself, geopyro's
 ``geopyro.compatibility.Pyro4``): the same names, so one function maps both."""
 
+import importlib.util
+
+LACKS = {  # (what Pyro4's API has not, whoever implements it)
+    "weak_register": "Pyro4's Daemon.register(obj, objectId, force) has no weak parameter",
+    "methodcall_error_handler": "Pyro4's Daemon has no methodcall_error_handler hook (added in Pyro5)",
+}
+
+
+def serializers_of(who):
+    """(SERIALIZERS, SERIALIZER_NOTES) of a Pyro4 API: the four safe ones and pickle, and dill and cloudpickle
+    where their packages are installed (a note says so where not)."""
+    names = ["serpent", "json", "marshal", "msgpack", "pickle"] + [
+        name for name in ("dill", "cloudpickle") if importlib.util.find_spec(name) is not None]
+    notes = {name: "%s can use %s, but the %s package is not installed" % (who, name, name)
+             for name in ("dill", "cloudpickle") if name not in names}
+    return names, notes
+
 
 def pyro4_api_target(Pyro4, serializers, lacks, concurrent_servertype, version=None):
     """A Target for a module offering Pyro4's API (``Pyro4``, with its core, naming, util and constants)."""

@@ -1,19 +1,15 @@
-"""Adapter for Pyro4 (4.8x): same API ideas, older wire protocol, so it pairs only with itself."""
+"""Adapter for Pyro4 (4.8x): same API ideas, older wire protocol (48), so it pairs with itself and with
+geopyro's Pyro4 API (geopyro4)."""
 
-import importlib.util
+from ._pyro4_api import LACKS as PYRO4_LACKS
+from ._pyro4_api import serializers_of
 
 NAME = "pyro4"
 PIP_PACKAGE = "Pyro4"
 IMPORT_NAME = "Pyro4"
 WIRE = "pyro4"
-SERIALIZERS = ["serpent", "json", "marshal", "msgpack", "pickle"] + [
-    name for name in ("dill", "cloudpickle") if importlib.util.find_spec(name) is not None]
-SERIALIZER_NOTES = {name: "Pyro4 can use %s, but the %s package is not installed" % (name, name)
-                    for name in ("dill", "cloudpickle") if name not in SERIALIZERS}
-LACKS = {
-    "weak_register": "Pyro4's Daemon.register(obj, objectId, force) has no weak parameter",
-    "methodcall_error_handler": "Pyro4's Daemon has no methodcall_error_handler hook (added in Pyro5)",
-}
+SERIALIZERS, SERIALIZER_NOTES = serializers_of("Pyro4")
+LACKS = PYRO4_LACKS
 
 
 def load():
