@@ -1,4 +1,4 @@
-"""The behaviours. Each check names its source: seed file and section.
+"""The behaviours. Each check names its source: a document and its section (see ``catalogue.Document``).
 
 Client code runs here (in the harness) with the client target; objects live in the
 server subprocess (see ``objects.py``). Server-side daemon API checks call the
@@ -13,17 +13,20 @@ import time
 import uuid
 
 from . import objects as o
-from .catalogue import S000, S001, S002, S004, check, expect, expect_raises, expect_true
+from .catalogue import PYRO4_CORE_API as CORE_API
+from .catalogue import PYRO5_SERVER_API as SERVER_API
+from .catalogue import PYRO5_SERVERS as MANUAL
+from .catalogue import check, expect, expect_raises, expect_true
 from .harness import poll
 
 BOTH = ("concurrent", "multiplex")
 
-EXPOSING = S004 + " §Creating a Pyro class and exposing its methods and properties"
-THIRDPARTY = S004 + " §Exposing classes and methods without changing existing source code"
-PUBLISHING = S004 + " §Pyro Daemon: publishing Pyro objects"
-REGISTERING = S004 + " §Registering objects/classes"
-INSTANCE = S004 + " §Controlling Instance modes and Instance creation"
-SERVERTYPES = S004 + " §Server types and Concurrency model"
+EXPOSING = MANUAL("Creating a Pyro class and exposing its methods and properties")
+THIRDPARTY = MANUAL("Exposing classes and methods without changing existing source code")
+PUBLISHING = MANUAL("Pyro Daemon: publishing Pyro objects")
+REGISTERING = MANUAL("Registering objects/classes")
+INSTANCE = MANUAL("Controlling Instance modes and Instance creation")
+SERVERTYPES = MANUAL("Server types and Concurrency model")
 
 
 def raw(proxy, name, *args):
@@ -133,7 +136,7 @@ def _(ctx):
     expect_true(not any("private" in m for m in methods), "no *private* name may be in the metadata", methods)
 
 
-@check("private.attribute", PUBLISHING + " (note: Private methods)", "private instance attributes are not readable")
+@check("private.attribute", PUBLISHING.about("note: Private methods"), "private instance attributes are not readable")
 def _(ctx):
     p = ctx.proxy(o.EVERYTHING)
     expect_raises(AttributeError, lambda: raw(p, "__getattr__", "_secret"), "remote __getattr__('_secret')")
@@ -157,7 +160,8 @@ def _(ctx):
     expect(raw(p, "__len__"), 7, "invoking __len__ on the wire")
 
 
-@check("private.never-remoted", EXPOSING, "the dunders a proxy relies on (__init__, __call__, __repr__, ...) are never remoted")
+@check("private.never-remoted", EXPOSING,
+       "the dunders a proxy relies on (__init__, __call__, __repr__, ...) are never remoted")
 def _(ctx):
     methods = metadata(ctx, o.EVERYTHING)["methods"]
     banned = {"__init__", "__call__", "__repr__", "__sizeof__", "__getattr__", "__setattr__", "__class__"}
@@ -177,7 +181,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- oneway ------------------
 
-ONEWAY_DOC = S004 + " §Creating a Pyro class... (@oneway)"
+ONEWAY_DOC = MANUAL("Creating a Pyro class and exposing its methods and properties", "the @oneway decorator")
 
 
 @check("oneway.returns-early", ONEWAY_DOC, "a oneway call returns before the method has finished")
@@ -202,7 +206,7 @@ def _(ctx):
     expect_true(status, "oneway method never completed within 10s; status=%r" % p.status(token))
 
 
-@check("oneway.threaded", SERVERTYPES + " (note: ONEWAY_THREADED)",
+@check("oneway.threaded", SERVERTYPES.about("note: ONEWAY_THREADED"),
        "oneway calls run in their own worker, so the next call on the same proxy is not held up",
        servertypes=BOTH)
 def _(ctx):
@@ -261,7 +265,7 @@ def _(ctx):
     expect(ctx.proxy(o.CREATOR).how(), "made by instance_creator for CreatorThing", "CreatorThing.how()")
 
 
-@check("instance.lazy", INSTANCE + " (sidebar: Instance creation is lazy)",
+@check("instance.lazy", INSTANCE.about("sidebar: Instance creation is lazy"),
        "a registered class is instantiated only when first needed")
 def _(ctx):
     probe = ctx.probe()
@@ -271,7 +275,8 @@ def _(ctx):
     expect(probe.lazy_count(object_id), 1, "instances of the class after one session made one call")
 
 
-@check("instance.invalid-mode", S000 + " behavior()", "behavior() with an unknown instance_mode is refused", side="server")
+@check("instance.invalid-mode", SERVER_API("behavior()"),
+       "behavior() with an unknown instance_mode is refused", side="server")
 def _(ctx):
     outcome = ctx.probe().behavior_invalid()
     expect_true(outcome.startswith("ValueError"), "behavior(instance_mode='forever') on a class must raise ValueError",
@@ -280,7 +285,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- autoproxy ---------------
 
-AUTOPROXY = S004 + " §Autoproxying"
+AUTOPROXY = MANUAL("Autoproxying")
 
 
 @check("autoproxy.returned", AUTOPROXY, "a registered object returned from a call arrives as a proxy", servertypes=BOTH)
@@ -300,7 +305,7 @@ def _(ctx):
     expect(factory.use(child), "kid2", "server calling the proxy the client passed in")
 
 
-@check("autoproxy.client-object", AUTOPROXY + "; " + S000 + " callback",
+@check("autoproxy.client-object", (AUTOPROXY, SERVER_API("callback")),
        "a client's registered object passed as an argument becomes a proxy the server can call")
 def _(ctx):
     c = ctx.c
@@ -316,7 +321,7 @@ def _(ctx):
     expect(ctx.proxy(o.FACTORY).call_back(shouter, "hi"), "HI!", "server calling back the client's object")
 
 
-@check("attrs.in-method", S004 + " §Attributes added to Pyro objects",
+@check("attrs.in-method", MANUAL("Attributes added to Pyro objects"),
        "_pyroId and _pyroDaemon are usable inside a registered object's methods")
 def _(ctx):
     child = ctx.proxy(o.FACTORY).make("kid3")
@@ -327,7 +332,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- daemon API (server side)
 
-NAT = S004 + " §Creating a Daemon (nathost, natport)"
+NAT = MANUAL("Creating a Daemon", "nathost, natport")
 
 
 @check("nat.register-uri", NAT, "register() hands out URIs with the NAT host and port", side="server")
@@ -344,20 +349,21 @@ def _(ctx):
     expect(seen["natport0_uri"], "PYRO:natobj0@nat.example.org:" + port, "URI of a daemon made with natport=0")
 
 
-@check("nat.uriFor-nat-false", S000 + " Daemon.uriFor", "uriFor(..., nat=False) gives the internal address", side="server")
+@check("nat.uriFor-nat-false", SERVER_API("Daemon.uriFor"),
+       "uriFor(..., nat=False) gives the internal address", side="server")
 def _(ctx):
     seen = ctx.probe().nat()
     expect(seen["uriFor_nat_false"], "PYRO:natobj@" + seen["location"], "uriFor(obj, nat=False)")
 
 
-@check("nat.proxyFor", S000 + " Daemon.proxyFor", "proxyFor honours NAT, and nat=False ignores it", side="server")
+@check("nat.proxyFor", SERVER_API("Daemon.proxyFor"), "proxyFor honours NAT, and nat=False ignores it", side="server")
 def _(ctx):
     seen = ctx.probe().nat()
     expect(seen["proxyFor"], "PYRO:natobj@nat.example.org:45678", "proxyFor('natobj')._pyroUri")
     expect(seen["proxyFor_nat_false"], "PYRO:natobj@" + seen["location"], "proxyFor(obj, nat=False)._pyroUri")
 
 
-ATTRS = S004 + " §Attributes added to Pyro objects"
+ATTRS = MANUAL("Attributes added to Pyro objects")
 
 
 @check("attrs.pyroid-pyrodaemon", ATTRS, "register() sets _pyroId and _pyroDaemon on the object", side="server")
@@ -386,7 +392,8 @@ def _(ctx):
     expect(seen["generated_id_uri"], "PYRO:%s@%s" % (seen["generated_id"], seen["location"]), "URI with generated id")
 
 
-@check("register.duplicate-refused", S000 + " Daemon.register", "registering twice, or reusing an id, raises DaemonError",
+@check("register.duplicate-refused", SERVER_API("Daemon.register"),
+       "registering twice, or reusing an id, raises DaemonError",
        side="server")
 def _(ctx):
     seen = ctx.probe().register_rules()
@@ -403,7 +410,7 @@ def _(ctx):
     expect(seen["forced_object_has_id"], "custom.id", "_pyroId of the force-registered object")
 
 
-@check("register.unregister-by-id", S004 + " §Unregistering objects", "unregister(objectId) removes the object",
+@check("register.unregister-by-id", MANUAL("Unregistering objects"), "unregister(objectId) removes the object",
        side="server")
 def _(ctx):
     seen = ctx.probe().register_rules()
@@ -411,7 +418,7 @@ def _(ctx):
                 "unregistered id must be gone from registered()", seen["after_unregister_by_id"])
 
 
-@check("register.unregister-by-object", S004 + " §Unregistering objects", "unregister(obj) removes the object",
+@check("register.unregister-by-object", MANUAL("Unregistering objects"), "unregister(obj) removes the object",
        side="server")
 def _(ctx):
     seen = ctx.probe().register_rules()
@@ -425,13 +432,13 @@ def _(ctx):
     expect(seen, {"while_alive": True, "after_gc": False}, "registration while alive / after gc")
 
 
-@check("register.uriFor-name", S000 + " Daemon.uriFor", "uriFor() accepts an unregistered name (just makes a URI)",
+@check("register.uriFor-name", SERVER_API("Daemon.uriFor"), "uriFor() accepts an unregistered name (just makes a URI)",
        side="server")
 def _(ctx):
     expect(ctx.probe().register_rules()["uriFor_unregistered_name"], "ok", "uriFor('just.a.name')")
 
 
-@check("register.unknown-object", S004 + " §Unregistering objects", "calling an unknown object id raises DaemonError")
+@check("register.unknown-object", MANUAL("Unregistering objects"), "calling an unknown object id raises DaemonError")
 def _(ctx):
     p = ctx.proxy("no.such.object")
     # Pyro5 refuses at connect time (metadata handshake), Pyro4 on the call: both say "unknown object"
@@ -441,7 +448,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- DaemonObject ------------
 
-DAEMONOBJ = S004 + " §Daemon Pyro interface"
+DAEMONOBJ = MANUAL("Daemon Pyro interface")
 
 
 @check("daemon.ping", DAEMONOBJ, "the Pyro.Daemon object answers ping()")
@@ -458,7 +465,7 @@ def _(ctx):
     expect(wanted - ids, set(), "ids missing from registered()")
 
 
-@check("daemon.info", S000 + " DaemonObject.info", "info() returns a description naming the daemon's location")
+@check("daemon.info", SERVER_API("DaemonObject.info"), "info() returns a description naming the daemon's location")
 def _(ctx):
     info = ctx.proxy(ctx.c.DAEMON_NAME).info()
     expect_true(isinstance(info, str) and info, "info() must be a non-empty str", info)
@@ -466,14 +473,15 @@ def _(ctx):
     expect_true(port in info, "info() should mention the daemon's port %s" % port, info)
 
 
-@check("daemon.get_metadata", S000 + " DaemonObject.get_metadata", "get_metadata() gives methods, oneway and attrs")
+@check("daemon.get_metadata", SERVER_API("DaemonObject.get_metadata"), "get_metadata() gives methods, oneway and attrs")
 def _(ctx):
     meta = metadata(ctx, o.ONEWAY)
     expect(meta["methods"], {"work", "fail", "status"}, "methods of OnewayThing")
     expect(meta["attrs"], set(), "attrs of OnewayThing")
 
 
-@check("daemon.get_metadata-unknown", S000 + " DaemonObject.get_metadata", "get_metadata() of an unknown id raises DaemonError")
+@check("daemon.get_metadata-unknown", SERVER_API("DaemonObject.get_metadata"),
+       "get_metadata() of an unknown id raises DaemonError")
 def _(ctx):
     d = ctx.proxy(ctx.c.DAEMON_NAME)
     expect_raises(ctx.c.errors.DaemonError, lambda: d.get_metadata("no.such.object"), "get_metadata('no.such.object')")
@@ -481,7 +489,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- binding, loops ----------
 
-@check("bind.localhost-default", S004 + " §Network adapter binding and localhost",
+@check("bind.localhost-default", MANUAL("Network adapter binding and localhost"),
        "a Daemon made without host binds on localhost", side="server")
 def _(ctx):
     seen = ctx.probe().localhost()
@@ -489,7 +497,7 @@ def _(ctx):
     expect_true(seen["bound"] in ("127.0.0.1", "::1"), "default daemon must bind a loopback address", seen)
 
 
-@check("bind.unix-socket", S001 + " URI (./u:sockname); " + S004 + " §Creating a Daemon (unixsocket)",
+@check("bind.unix-socket", (CORE_API("URI", "./u:sockname"), MANUAL("Creating a Daemon", "unixsocket")),
        "a daemon on a Unix domain socket is reachable through a ./u: URI")
 def _(ctx):
     tmp = tempfile.mkdtemp(prefix="cf")
@@ -501,17 +509,18 @@ def _(ctx):
     expect(ctx.proxy(uri).echo(5), 5, "call over the unix socket")
 
 
-@check("bind.context-manager", PUBLISHING + " (note: with statement)", "a Daemon used in a with-block is closed after it",
+@check("bind.context-manager", PUBLISHING.about("note: with statement"),
+       "a Daemon used in a with-block is closed after it",
        side="server")
 def _(ctx):
     expect(ctx.probe().with_close(), {"inside": True, "after": False}, "can connect inside / after the with-block")
 
 
-LOOP = S004 + " §Running the request loop"
-CLEANUP = S004 + " §Cleaning up"
+LOOP = MANUAL("Running the request loop")
+CLEANUP = MANUAL("Cleaning up")
 
 
-@check("loop.shutdown", CLEANUP + "; " + S000 + " Daemon.shutdown",
+@check("loop.shutdown", (CLEANUP, SERVER_API("Daemon.shutdown")),
        "shutdown() from another thread ends requestLoop cleanly", servertypes=BOTH)
 def _(ctx):
     server = ctx.scenario("shutdown", ctx.servertype)
@@ -522,7 +531,7 @@ def _(ctx):
     expect(server.wait_exit(15), 0, "server exit code after shutdown()")
 
 
-@check("loop.loopcondition", LOOP + "; " + CLEANUP, "requestLoop returns once loopCondition is false", servertypes=BOTH)
+@check("loop.loopcondition", (LOOP, CLEANUP), "requestLoop returns once loopCondition is false", servertypes=BOTH)
 def _(ctx):
     server = ctx.scenario("loopcondition", ctx.servertype, params={"config": {"POLLTIMEOUT": 0.1, "COMMTIMEOUT": 0.5}})
     control = ctx.proxy("PYRO:%s@%s" % (o.CONTROL, server.info["location"]))
@@ -532,7 +541,7 @@ def _(ctx):
     expect(server.wait_exit(15), 0, "server exit code after the loop ended")
 
 
-@check("loop.eventloop", S004 + " §Integrating Pyro in your own event loop",
+@check("loop.eventloop", MANUAL("Integrating Pyro in your own event loop"),
        "daemon.sockets and daemon.events() let your own select loop serve requests", servertypes=("multiplex",))
 def _(ctx):
     server = ctx.scenario("eventloop", "multiplex")
@@ -542,7 +551,7 @@ def _(ctx):
     server.wait_event("loop-exited", 15)
 
 
-@check("loop.combine", S004 + " §Combining Daemon request loops", "combine() serves two daemons from one requestLoop",
+@check("loop.combine", MANUAL("Combining Daemon request loops"), "combine() serves two daemons from one requestLoop",
        servertypes=("multiplex",))
 def _(ctx):
     server = ctx.scenario("combine", "multiplex")
@@ -551,7 +560,7 @@ def _(ctx):
         expect(p.echo(name), name, "call to the %s daemon of a combined pair" % name)
 
 
-SERVE = S004 + " §Oneliner Pyro object publishing: Pyro5.server.serve()"
+SERVE = MANUAL("Oneliner Pyro object publishing: Pyro5.server.serve()")
 
 
 def _call_when_ready(ctx, uri, arg, timeout=15):
@@ -619,7 +628,7 @@ def _in_threads(ctx, object_id, fn, count=2):
     return results
 
 
-@check("servertype.concurrent", SERVERTYPES + " (threaded server, the default)",
+@check("servertype.concurrent", SERVERTYPES.about("threaded server, the default"),
        "the default server type runs calls from different proxies concurrently")
 def _(ctx):
     key = ctx.token()
@@ -627,7 +636,7 @@ def _(ctx):
     expect(results, [True, True], "two calls waiting for each other inside the server (True = they met)")
 
 
-@check("servertype.sequential", SERVERTYPES + " (multiplexed server)",
+@check("servertype.sequential", SERVERTYPES.about("multiplexed server"),
        "the multiplex server type runs one call at a time", servertypes=("multiplex",))
 def _(ctx):
     key = ctx.token()
@@ -644,7 +653,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- errors ------------------
 
-ERRORS = S001 + " Proxy / remote exceptions; " + S000 + " Daemon.handleRequest"
+ERRORS = (CORE_API("Proxy", "remote exceptions"), SERVER_API("Daemon.handleRequest"))
 
 
 @check("errors.remote-exception", ERRORS, "an exception raised remotely is raised in the client with its message",
@@ -666,7 +675,7 @@ def _(ctx):
                 "remote traceback must name the raising function _level_one and KeyError", text[-600:])
 
 
-@check("errors.formatted-traceback", S001 + " (util.getPyroTraceback / errors.get_pyro_traceback)",
+@check("errors.formatted-traceback", CORE_API("util.getPyroTraceback / errors.get_pyro_traceback"),
        "get_pyro_traceback() formats local and remote traceback together")
 def _(ctx):
     exc = expect_raises(KeyError, lambda: ctx.proxy(o.FAILING).deep(), "calling a method that raises KeyError")
@@ -682,7 +691,7 @@ def _(ctx):
     expect_raises(AttributeError, lambda: raw(p, "no_such_method"), "invoking 'no_such_method' on the wire")
 
 
-@check("errors.methodcall-error-handler", S004 + " §Intercepting errors in user code executed in a method call",
+@check("errors.methodcall-error-handler", MANUAL("Intercepting errors in user code executed in a method call"),
        "methodcall_error_handler sees the exception raised in user code", needs=("methodcall_error_handler",))
 def _(ctx):
     token = ctx.token()
@@ -701,7 +710,7 @@ def _handshake_proxy(ctx, object_id, responses):
     return ctx.proxy(object_id, cls=HandshakeProxy)
 
 
-@check("handshake.accept", S000 + " Daemon.validateHandshake; " + S001 + " Proxy._pyroHandshake",
+@check("handshake.accept", (SERVER_API("Daemon.validateHandshake"), CORE_API("Proxy._pyroHandshake")),
        "validateHandshake sees the proxy's handshake data and its return value reaches the proxy",
        needs=("daemon_hooks",))
 def _(ctx):
@@ -712,7 +721,7 @@ def _(ctx):
     expect(responses, [{"accepted": {"hello": "from client"}}], "handshake response seen by _pyroValidateHandshake")
 
 
-@check("handshake.deny", S000 + " Daemon.validateHandshake",
+@check("handshake.deny", SERVER_API("Daemon.validateHandshake"),
        "an exception in validateHandshake rejects the connection with its message",
        needs=("daemon_hooks",))
 def _(ctx):
@@ -722,7 +731,7 @@ def _(ctx):
                   contains="conformance validator denies this client")
 
 
-@check("annotations.client-to-server", S001 + " Proxy._pyroAnnotations / current_context",
+@check("annotations.client-to-server", CORE_API("Proxy._pyroAnnotations / current_context"),
        "annotations the client sets arrive in the server's current_context.annotations")
 def _(ctx):
     p = ctx.proxy(o.CONTEXT)
@@ -734,7 +743,7 @@ def _(ctx):
     expect(seen.get("XCLI"), "from-client", "annotation XCLI seen by the server")
 
 
-@check("annotations.server-to-client", S000 + " Daemon.annotations; " + S001 + " Proxy._pyroResponseAnnotations",
+@check("annotations.server-to-client", (SERVER_API("Daemon.annotations"), CORE_API("Proxy._pyroResponseAnnotations")),
        "Daemon.annotations() and response_annotations set in a method reach the client",
        needs=("daemon_hooks",))
 def _(ctx):
@@ -744,7 +753,8 @@ def _(ctx):
     expect(got, {"XRSP": b"from-method", "XDMN": b"daemon-annotation"}, "custom response annotations")
 
 
-@check("context.correlation-id", S001 + " current_context", "a correlation id set by the client is seen by the server")
+@check("context.correlation-id", CORE_API("current_context"),
+       "a correlation id set by the client is seen by the server")
 def _(ctx):
     p = ctx.proxy(o.CONTEXT)
     cid = uuid.uuid4()
@@ -756,7 +766,7 @@ def _(ctx):
     expect(info["correlation_id"], str(cid), "current_context.correlation_id in the server")
 
 
-@check("context.client-address", S001 + " current_context", "current_context tells a method who the client is")
+@check("context.client-address", CORE_API("current_context"), "current_context tells a method who the client is")
 def _(ctx):
     info = ctx.proxy(o.CONTEXT).client_info()
     expect(info["has_client"], True, "current_context.client is set")
@@ -764,7 +774,7 @@ def _(ctx):
                 info["addr"])
 
 
-@check("disconnect.clientDisconnect", S000 + " Daemon.clientDisconnect",
+@check("disconnect.clientDisconnect", SERVER_API("Daemon.clientDisconnect"),
        "clientDisconnect is called when a client's connection goes away")
 def _(ctx):
     tag = ctx.token()
@@ -779,7 +789,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- timeouts, proxy ----------
 
-@check("timeout.raises", S001 + " Proxy._pyroTimeout", "a call slower than _pyroTimeout raises TimeoutError")
+@check("timeout.raises", CORE_API("Proxy._pyroTimeout"), "a call slower than _pyroTimeout raises TimeoutError")
 def _(ctx):
     p = ctx.proxy(o.CONCURRENCY)
     p._pyroBind()
@@ -790,7 +800,8 @@ def _(ctx):
     expect_true(took < 1.8, "TimeoutError must come after about 0.3s, it took %.2fs" % took)
 
 
-@check("timeout.recovers", S001 + " Proxy._pyroTimeout / _pyroReconnect", "after a timeout the proxy can be used again")
+@check("timeout.recovers", CORE_API("Proxy._pyroTimeout / _pyroReconnect"),
+       "after a timeout the proxy can be used again")
 def _(ctx):
     p = ctx.proxy(o.CONCURRENCY)
     p._pyroTimeout = 0.2
@@ -799,7 +810,7 @@ def _(ctx):
     expect(p.nap(0), "rested", "next call on the same proxy after the timeout")
 
 
-@check("proxy.release-reconnect", S001 + " Proxy._pyroRelease", "a released proxy reconnects on the next call")
+@check("proxy.release-reconnect", CORE_API("Proxy._pyroRelease"), "a released proxy reconnects on the next call")
 def _(ctx):
     p = ctx.proxy(o.EVERYTHING)
     expect(p.method(1), 2, "first call")
@@ -809,7 +820,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- batch ---------------------
 
-BATCH = S001 + " Proxy._pyroBatch / batch()"
+BATCH = CORE_API("Proxy._pyroBatch / batch()")
 
 
 @check("batch.results-in-order", BATCH, "a batch runs its calls in one round trip and yields results in order",
@@ -848,7 +859,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- streams ------------------
 
-STREAMS = S001 + " _StreamResultIterator (streamed iterators)"
+STREAMS = CORE_API("_StreamResultIterator", "streamed iterators")
 
 
 @check("stream.iterate", STREAMS, "a generator result is streamed to the client as an iterator", servertypes=BOTH)
@@ -882,7 +893,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- SerializedBlob ------------
 
-BLOB = S001 + " SerializedBlob"
+BLOB = CORE_API("SerializedBlob")
 
 
 @check("blob.passthrough", BLOB, "a SerializedBlob argument reaches the method still serialized, with its info")
@@ -906,7 +917,7 @@ PAYLOAD = {"text": "h\u00e9llo", "int": 42, "big": 2 ** 40, "float": 1.5, "list"
 
 for _name in ("serpent", "json", "marshal", "msgpack", "pickle", "dill", "cloudpickle"):
     def _make(name):
-        @check("serializer." + name, S004 + " §Serialization; " + S001 + " Proxy._pyroSerializer",
+        @check("serializer." + name, (MANUAL("Serialization"), CORE_API("Proxy._pyroSerializer")),
                "a proxy using the %s serializer round-trips common types" % name, serializer=name)
         def _(ctx):
             p = ctx.proxy(o.EVERYTHING)
@@ -917,10 +928,10 @@ for _name in ("serpent", "json", "marshal", "msgpack", "pickle", "dill", "cloudp
 
 # ---------------------------------------------------------------- name server ---------------
 
-NSDOC = S004 + " §Intermission: Example 2: server and client, with name server"
+NSDOC = MANUAL("Intermission: Example 2: server and client, with name server")
 
 
-@check("ns.locate", NSDOC + "; " + S001 + " locateNS", "locate_ns(host, port) finds the name server")
+@check("ns.locate", (NSDOC, CORE_API("locateNS")), "locate_ns(host, port) finds the name server")
 def _(ctx):
     ns = ctx.ns_proxy()
     expect(ns.ping(), None, "name server ping()")
@@ -938,14 +949,14 @@ def _registered_name(ctx, ns, metadata=None):
     return name
 
 
-@check("ns.register-lookup", S004 + " §Registering objects/classes", "ns.register(name, uri) then ns.lookup(name)")
+@check("ns.register-lookup", REGISTERING, "ns.register(name, uri) then ns.lookup(name)")
 def _(ctx):
     ns = ctx.ns_proxy()
     name = _registered_name(ctx, ns)
     expect(str(ns.lookup(name)), ctx.uri(o.ECHO), "URI looked up for the registered name")
 
 
-@check("ns.pyroname", S001 + " URI (PYRONAME)", "a PYRONAME: URI is resolved through the name server")
+@check("ns.pyroname", CORE_API("URI", "PYRONAME"), "a PYRONAME: URI is resolved through the name server")
 def _(ctx):
     ns, info = ctx.ns_proxy(), ctx.ns()
     name = _registered_name(ctx, ns)
@@ -953,7 +964,7 @@ def _(ctx):
     expect(p.echo(7), 7, "call through a PYRONAME proxy")
 
 
-@check("ns.pyrometa", S001 + " URI (PYROMETA)", "a PYROMETA: URI finds an object by its metadata")
+@check("ns.pyrometa", CORE_API("URI", "PYROMETA"), "a PYROMETA: URI finds an object by its metadata")
 def _(ctx):
     ns, info = ctx.ns_proxy(), ctx.ns()
     meta = "conformance.meta." + ctx.token()
@@ -990,7 +1001,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------- URIs (client API) ---------
 
-URIDOC = S001 + " URI"
+URIDOC = CORE_API("URI")
 
 
 @check("uri.parse-pyro", URIDOC, "PYRO:objectid@host:port is parsed into its parts", side="client")
@@ -1020,6 +1031,3 @@ def _(ctx):
     meta = sorted(u.object.split(",") if isinstance(u.object, str) else u.object)
     expect([u.protocol, meta], ["PYROMETA", ["m1", "m2"]], "PYROMETA protocol and metadata")
 
-
-# Pyro 4.21's manual says the same things about publishing objects; keep a pointer for readers.
-_ = S002

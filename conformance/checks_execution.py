@@ -1,7 +1,8 @@
 """Execution promises of the server types: where and when remote calls run.
 
-Each check quotes the sentence of the servers chapter it verifies (004, the reStructuredText
-source, and 003, the same chapter as plain text: §Server types and Concurrency model).
+Each check quotes the words of the servers chapter it verifies (the Pyro5 manual, Servers
+chapter, section "Server types and Concurrency model"; its plain-text and reStructuredText
+forms say the same there): ``catalogue.Citation.quote``.
 
 Every check is deterministic: calls meet in the server on ``conformance.gate`` events that
 only another call opens, never on a sleep being long enough. Every wait has a deadline (a
@@ -13,26 +14,29 @@ import threading
 import time
 
 from . import objects as o
-from .catalogue import S004, check, expect
+from .catalogue import PYRO5_SERVERS as MANUAL
+from .catalogue import check, expect
 
-S003 = "003 Pyro5 Servers (text)"
+CONCURRENCY_MODEL = MANUAL("Server types and Concurrency model")
 
-CONCURRENCY_MODEL = S004 + " §Server types and Concurrency model (= " + S003 + ", same section)"
-
-THREADED_BLOCKING = CONCURRENCY_MODEL + (
-    ": threaded server, 'Every proxy on a client that connects to the daemon will be assigned to a thread to"
-    " handle the remote method calls. This way multiple calls can potentially be processed concurrently.';"
-    " 'With the threadpool server ... you don't have to worry much about blocking I/O in your remote calls.'")
-THREADED_ACCEPT = CONCURRENCY_MODEL + (
-    ": threaded server, 'This server uses a dynamically adjusted thread pool to handle incoming proxy"
-    " connections.' ... 'Every proxy on a client that connects to the daemon will be assigned to a thread'")
-ONEWAY_THREADED = CONCURRENCY_MODEL + (
-    " (note): 'If the ONEWAY_THREADED config item is enabled (it is by default), oneway method calls will be"
-    " executed in a separate worker thread, regardless of the server type you're using.'")
-MULTIPLEX_SEQUENTIAL = CONCURRENCY_MODEL + (
-    ": multiplexed server, 'This server uses a connection multiplexer to process all remote method calls"
-    " sequentially. ... It means only one method call is running at a time, so if it takes a while to"
-    " complete, all other calls are waiting for their turn (even when they are from different proxies).'")
+THREADED_BLOCKING = MANUAL(
+    CONCURRENCY_MODEL.section, "threaded server",
+    quote="Every proxy on a client that connects to the daemon will be assigned to a thread to handle the remote "
+          "method calls. This way multiple calls can potentially be processed concurrently. [...] With the "
+          "threadpool server [...] you don't have to worry much about blocking I/O in your remote calls.")
+THREADED_ACCEPT = MANUAL(
+    CONCURRENCY_MODEL.section, "threaded server",
+    quote="This server uses a dynamically adjusted thread pool to handle incoming proxy connections. [...] Every "
+          "proxy on a client that connects to the daemon will be assigned to a thread")
+ONEWAY_THREADED = MANUAL(
+    CONCURRENCY_MODEL.section, "note: ONEWAY_THREADED",
+    quote="If the ONEWAY_THREADED config item is enabled (it is by default), oneway method calls will be executed "
+          "in a separate worker thread, regardless of the server type you're using.")
+MULTIPLEX_SEQUENTIAL = MANUAL(
+    CONCURRENCY_MODEL.section, "multiplexed server",
+    quote="This server uses a connection multiplexer to process all remote method calls sequentially. [...] It "
+          "means only one method call is running at a time, so if it takes a while to complete, all other calls "
+          "are waiting for their turn (even when they are from different proxies).")
 
 MEET_WAIT = 10.0        # seconds a call waits in the server for its partner (the window in which they must meet)
 SEQUENTIAL_WAIT = 1.0   # the same on the multiplex server, where the partner can never come in time

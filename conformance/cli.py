@@ -39,7 +39,8 @@ def build_parser():
                                       "(default: ask its daemon's registered())")
     ap.add_argument("--server-name", default="command", help="with --server-command: its name in results")
     ap.add_argument("--matrix", action="store_true", help="every target and every wire-compatible pair")
-    ap.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    ap.add_argument("--list", action="store_true",
+                    help="print the catalogue by topic (each check's sentence, source and n/a notes) and exit")
     ap.add_argument("--list-targets", action="store_true",
                     help="print every target found (built in, entry points, and any named here) and where it came "
                          "from, then exit")
@@ -142,26 +143,31 @@ def list_targets(args):
 
 
 def _selected(chk, keyword):
-    return not keyword or any(word in chk.id or word in chk.title
+    return not keyword or any(word in chk.id or word in chk.title or word in chk.topic
                               for word in re.split(r"\s+or\s+|\s+", keyword) if word not in ("and", "not"))
 
 
 def list_catalogue(args):
     checks = [c for c in catalogue.all_checks() if _selected(c, args.keyword)]
     names = _found_targets(targets.adapter_module, "target %s left out")
-    width = max(len(c.id) for c in checks) if checks else 10
-    for chk in checks:
-        print("%-*s  %s" % (width, chk.id, chk.title))
-        print("%-*s  source: %s%s" % (width, "", chk.source,
-                                      "" if chk.servertype == "concurrent" else "  [%s server]" % chk.servertype))
-        for name in names:
-            na = chk.not_applicable(name, name)
-            if na:
-                print("%-*s  n/a for %s: %s" % (width, "", name, na))
-            bug = chk.known_bug(name, name)
-            if bug:
-                print("%-*s  xfail for %s: %s" % (width, "", name, bug))
-    print("\n%d checks" % len(checks))
+    groups = catalogue.by_topic(checks)
+    for topic, group in groups.items():
+        heading = "%s (%d check%s)" % (topic, len(group), "" if len(group) == 1 else "s")
+        print("%s\n%s" % (heading, "=" * len(heading)))
+        for chk in group:
+            print("  %s%s" % (chk.id, "" if chk.servertype == "concurrent" else "  [%s server]" % chk.servertype))
+            for line in chk.describe():
+                print(line)
+            for name in names:
+                na = chk.not_applicable(name, name)
+                if na:
+                    print("    n/a for %s: %s" % (name, na))
+                bug = chk.known_bug(name, name)
+                if bug:
+                    print("    xfail for %s: %s" % (name, bug))
+        print()
+    print("%d check%s in %d topic%s" % (len(checks), "" if len(checks) == 1 else "s",
+                                        len(groups), "" if len(groups) == 1 else "s"))
     return 0
 
 
@@ -232,9 +238,11 @@ def _skip_reason(report):
 
 
 def _failure_text(report):
+    """What went wrong, without pytest's decoration: a check's own mismatch message as it is (it says what
+    was expected and what was seen), any other exception with its type."""
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
     if crash is not None and crash.message:
-        return crash.message
+        return re.sub(r"^AssertionError: ", "", crash.message)
     return report.longreprtext[-800:]
 
 
@@ -288,16 +296,15 @@ def run(args, pairs):
               file=sys.stderr)
         return 2
     checks = catalogue.by_id()
-    ordered_ids = [c.id for c in catalogue.all_checks() if any(k[1] == c.id for k in results)]
+    ran = {cid for _pt, cid in results}
     pair_texts = ["%s/%s" % p for p in pairs]
-    print_table(ordered_ids, pair_texts, results)
+    print_table(catalogue.by_topic([c for c in catalogue.all_checks() if c.id in ran]), pair_texts, results)
     counts = {k: sum(1 for r in results.values() if r["outcome"] == k) for k in CELL}
     problems = [(k, r) for k, r in sorted(results.items()) if r["outcome"] in ("failed", "error")]
     if problems:
         print("\nFailures:")
         for (pt, cid), r in problems:
-            print("  %s %s [%s]\n      %s" % (pt, cid, checks[cid].source if cid in checks else "?",
-                                           r["message"].replace("\n", "\n      ")))
+            print("\n".join(failure_lines(pt, checks.get(cid), cid, r)))
     nas = [(k, r) for k, r in sorted(results.items()) if r["outcome"] == "n/a"]
     if nas:
         print("\nNot applicable:")
@@ -323,14 +330,46 @@ def run(args, pairs):
     return 0 if ok else 1
 
 
-def print_table(ordered_ids, pair_texts, results):
-    width = max([len(i) for i in ordered_ids] + [9])
+def failure_lines(pair_text, chk, check_id, result):
+    """A failed (or broken) check, readable on its own: what failed where, the failure message, the sentence
+    the check verifies and where the documentation says so."""
+    servertype = "  [%s server]" % chk.servertype if chk is not None and chk.servertype != "concurrent" else ""
+    lines = ["", "%s  %s  %s%s" % (CELL[result["outcome"]], pair_text, check_id, servertype)]
+    message = (result["message"] or "(no message)").rstrip()
+    lines.append("    " + message.replace("\n", "\n    "))
+    if chk is not None:
+        lines += chk.describe()
+    return lines
+
+
+def print_table(groups, pair_texts, results):
+    """The behaviour x pair table, its rows under their topics ({topic: [checks]})."""
+    ids = [c.id for group in groups.values() for c in group]
+    width = max([len(i) + 2 for i in ids] + [9])
     colw = [max(len(p), 5) for p in pair_texts]
     print("\n%-*s  %s" % (width, "behaviour", "  ".join("%-*s" % (w, p) for w, p in zip(colw, pair_texts))))
     print("%s  %s" % ("-" * width, "  ".join("-" * w for w in colw)))
-    for cid in ordered_ids:
-        cells = [CELL[results[(p, cid)]["outcome"]] if (p, cid) in results else "-" for p in pair_texts]
-        print("%-*s  %s" % (width, cid, "  ".join("%-*s" % (w, c) for w, c in zip(colw, cells))))
+    for topic, group in groups.items():
+        print(topic)
+        for chk in group:
+            cells = [CELL[results[(p, chk.id)]["outcome"]] if (p, chk.id) in results else "-" for p in pair_texts]
+            print(("  %-*s  %s" % (width - 2, chk.id, "  ".join("%-*s" % (w, c) for w, c in zip(colw, cells))))
+                  .rstrip())
+
+
+def check_data(chk):
+    """What --json says about a check besides its outcome: its topic, the sentence it verifies (``sentence``;
+    ``title`` is the same, with "[multiplex server]" on a multiplex variant), its first source as
+    ``source_title`` + ``section``, every source in ``sources`` (title, section, quote, text), all of them
+    as one line in ``source``, and the documentation's words (``quotes``)."""
+    if chk is None:
+        return {"topic": None, "sentence": None, "title": None, "source_title": None, "section": None,
+                "source": None, "sources": [], "quotes": [], "servertype": None}
+    first = chk.sources[0]
+    return {"topic": chk.topic, "sentence": chk.sentence, "title": chk.title, "source_title": first.document.title,
+            "section": first.section_text(),
+            "source": chk.source, "sources": [c.as_dict() for c in chk.sources], "quotes": chk.quotes,
+            "servertype": chk.servertype}
 
 
 def results_data(pairs, results, checks, counts, ok, elapsed, rc):
@@ -342,21 +381,21 @@ def results_data(pairs, results, checks, counts, ok, elapsed, rc):
         except Exception as exc:  # noqa: BLE001
             versions[name] = "unknown (%s)" % exc
     rows = []
-    catalogue_order = {cid: index for index, cid in enumerate(checks)}
+    # by topic (in the order of catalogue.TOPICS), then catalogue order, then pair
+    topic_order = {name: index for index, name in enumerate(catalogue.TOPIC_NAMES)}
+    catalogue_order = {cid: (topic_order[chk.topic], index) for index, (cid, chk) in enumerate(checks.items())}
     pair_order = {"%s/%s" % pair: index for index, pair in enumerate(pairs)}
-    for (pt, cid), r in sorted(results.items(), key=lambda item: (catalogue_order.get(item[0][1], len(checks)),
+    for (pt, cid), r in sorted(results.items(), key=lambda item: (catalogue_order.get(item[0][1], (len(checks),)),
                                                                   pair_order.get(item[0][0], len(pairs)),
                                                                   item[0])):
         server, client = pt.split("/", 1)
-        chk = checks.get(cid)
-        rows.append({"check": cid, "server": server, "client": client, "outcome": r["outcome"],
-                     "applicable": r["outcome"] != "n/a", "message": r["message"], "duration": r["duration"],
-                     "title": chk.title if chk else None, "source": chk.source if chk else None,
-                     "servertype": chk.servertype if chk else None})
+        rows.append(dict({"check": cid, "server": server, "client": client, "outcome": r["outcome"],
+                          "applicable": r["outcome"] != "n/a", "message": r["message"], "duration": r["duration"]},
+                         **check_data(checks.get(cid))))
     finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     data = {"ok": ok, "pytest_exit_code": rc, "elapsed_seconds": round(elapsed, 2), "finished": finished,
             "pairs": [{"server": s, "client": c} for s, c in pairs], "versions": versions,
-            "catalogue_size": len(checks),
+            "catalogue_size": len(checks), "topics": list(catalogue.by_topic(list(checks.values()))),
             "summary": {"total": len(rows), "passed": counts["passed"], "failed": counts["failed"],
                         "errors": counts["error"], "not_applicable": counts["n/a"], "xfail": counts["xfail"],
                         "xpass": counts["xpass"], "applicable": len(rows) - counts["n/a"]},

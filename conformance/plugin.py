@@ -41,6 +41,18 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case", params)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing check's report says what it verifies and where that is documented (a section of the report,
+    shown by pytest under the failure when the plugin is used directly, and carried over from xdist workers)."""
+    outcome = yield
+    report = outcome.get_result()
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    if case is not None and report.failed:
+        _pair, chk = case
+        report.sections.append(("conformance check %s (%s)" % (chk.id, chk.topic), "\n".join(chk.describe(""))))
+
+
 @pytest.fixture(scope="session")
 def conformance_pool():
     pool = harness.Pool()

@@ -8,16 +8,19 @@ optional JavaScript, no external resources) and renders only from the plain data
 ``--json`` file as well: ``write_html(path, json.load(open(json_file)))``.
 
 Layout: a summary line, a legend, links to the topics, then one table with the checks as
-rows, grouped by topic (the check id up to its first "."), and the (server, client) pairs
-as columns; the header row and the check column stay in view while scrolling.
-Every outcome is shown as a word plus a symbol, not by colour alone. A check's title,
-cited source and the messages of its non-passing cells are in its row's ``<details>``
+rows, grouped by topic (each result's ``topic``; for results saved before topics existed, the
+check id up to its first "."), and the (server, client) pairs as columns; the header row and
+the check column stay in view while scrolling.
+Every outcome is shown as a word plus a symbol, not by colour alone. The sentence a check
+verifies, its sources (document title and section, and the documentation's words where the
+catalogue quotes them) and the messages of its non-passing cells are in its row's ``<details>``
 (reachable with the keyboard) and in ``title`` attributes (on hover).
 """
 
 import datetime
 import html
 import logging
+import re
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +150,8 @@ def render(data):
         _controls(),
         _table(pairs, checks, cells),
         "<footer>Written by <code>python -m conformance --report</code>. Hover a cell for its outcome and "
-        "message; open a check (click or Enter) for its title, cited source and every message that is not "
-        "a pass. Rows with FAIL, ERROR or XPASS start open.</footer>",
+        "message; open a check (click or Enter) for the sentence it verifies, its source and every message "
+        "that is not a pass. Rows with FAIL, ERROR or XPASS start open.</footer>",
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -168,16 +171,29 @@ def _pairs(data):
 
 
 def _checks(data):
-    """{topic: {check id: a result row (for title/source)}}, in the order the results list them."""
+    """{topic: {check id: a result row (for sentence/sources)}}, in the order the results list them."""
     topics = {}
     for r in data.get("results", []):
-        topics.setdefault(topic_of(r["check"]), {}).setdefault(r["check"], r)
+        topics.setdefault(r.get("topic") or topic_of(r["check"]), {}).setdefault(r["check"], r)
     return topics
 
 
 def topic_of(check_id):
-    """A check's topic: its id up to the first "." ("oneway.returns-early" -> "oneway")."""
+    """The topic of a result without one (saved by an older version): its check id up to the first "."."""
     return check_id.split(".", 1)[0]
+
+
+def topic_anchor(topic):
+    """The page anchor of a topic: "Binding, NAT and URIs" -> "topic-binding-nat-and-uris"."""
+    return "topic-" + (re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-") or "other")
+
+
+def _sources(row):
+    """[(source text, quote or None)] of a result row: its ``sources`` list, or the older one-line ``source``."""
+    if row.get("sources"):
+        return [(c.get("text") or "%s, %s" % (c.get("title"), c.get("section")), c.get("quote"))
+                for c in row["sources"]]
+    return [(row.get("source") or "unknown", None)]
 
 
 def pair_label(server, client):
@@ -259,8 +275,8 @@ def _topic_index(checks, cells):
     links = []
     for topic, rows in checks.items():
         outcomes = _topic_outcomes(rows, cells)
-        links.append('<a class="%s" href="#topic-%s" title="%s">%s</a>'
-                     % (_health(outcomes), _esc(topic), _esc(_pass_count(outcomes)), _esc(topic)))
+        links.append('<a class="%s" href="#%s" title="%s">%s</a>'
+                     % (_health(outcomes), _esc(topic_anchor(topic)), _esc(_pass_count(outcomes)), _esc(topic)))
     return '<nav class="topics" aria-label="topics">Topics: %s</nav>' % " ".join(links)
 
 
@@ -281,7 +297,7 @@ def _table(pairs, checks, cells):
            '<thead><tr><th class="corner" scope="col">check <span class="client">server / client &rarr;</span></th>'
            '%s<th class="title" scope="col">behaviour</th></tr></thead>' % head]
     for topic, rows in checks.items():
-        out.append('<tbody id="topic-%s">' % _esc(topic))
+        out.append('<tbody id="%s">' % _esc(topic_anchor(topic)))
         out.append(_topic_row(topic, rows, pairs, cells))
         out.extend(_check_row(cid, row, pairs, cells) for cid, row in rows.items())
         out.append("</tbody>")
@@ -310,7 +326,8 @@ def _check_row(cid, row, pairs, cells):
     results = [cells.get((cid, s, c)) for s, c in pairs]
     outcomes = {r["outcome"] for r in results if r is not None}
     row_class = ' class="allpass"' if outcomes <= {"passed"} else ""
-    hover = "%s\nsource: %s" % (row.get("title") or cid, row.get("source") or "unknown")
+    hover = "%s\n%s" % (row.get("sentence") or row.get("title") or cid,
+                        "\n".join("source: %s" % text for text, _quote in _sources(row)))
     opened = bool(outcomes & {"failed", "error", "xpass"})
     tds = "".join(_cell(cid, pair, r) for pair, r in zip(pairs, results))
     return ('<tr%s><th class="check" scope="row" title="%s">%s</th>%s<td class="title" title="%s">%s</td></tr>'
@@ -321,8 +338,12 @@ def _check_row(cid, row, pairs, cells):
 def _details(cid, row, pairs, results, opened):
     lines = ['<details%s><summary><span class="id">%s</span></summary>' % (" open" if opened else "", _esc(cid)),
              '<div class="detail">',
-             "<p>%s</p>" % _esc(row.get("title") or "(no title)"),
-             '<p><span class="label">source:</span> %s</p>' % _esc(row.get("source") or "unknown")]
+             '<p><span class="label">verifies:</span> &ldquo;%s&rdquo;</p>'
+             % _esc(row.get("sentence") or row.get("title") or "(no sentence)")]
+    for text, quote in _sources(row):
+        if quote:
+            lines.append('<p><span class="label">the documentation says:</span> <q>%s</q></p>' % _esc(quote))
+        lines.append('<p><span class="label">source:</span> %s</p>' % _esc(text))
     if row.get("servertype"):
         lines.append('<p><span class="label">server type:</span> %s</p>' % _esc(row["servertype"]))
     notes = [_note(pair, r) for pair, r in zip(pairs, results) if r is None or r["outcome"] != "passed"]

@@ -8,6 +8,7 @@ two checks; one opens the page in headless Chromium when it is installed.
 import html.parser
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -19,13 +20,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "expected 'early' but got \"late\" <script>alert(1)</script> & <b>bold</b>"
 PAIRS = [("geopyro", "geopyro"), ("geopyro", "pyro5")]
+MANUAL = "Pyro5 manual, Servers chapter"
+# check -> (topic, sentence, [(source title, section, quote)])
 CHECKS = {
-    "oneway.returns-early": ("a oneway call returns before the method has finished",
-                             "004 Pyro5 Servers (rst) §Oneway calls"),
-    "oneway.still-runs": ("the oneway method still runs on the server", "000 Pyro5.server API §oneway"),
-    "instance.session": ("instance_mode 'session' gives each connection its own object",
-                         "004 Pyro5 Servers (rst) §Controlling Instance modes"),
+    "oneway.returns-early": ("Oneway calls", "a oneway call returns before the method has finished",
+                             [(MANUAL, "Creating a Pyro class and exposing its methods and properties", None)]),
+    "oneway.still-runs": ("Oneway calls", "the oneway method still runs on the server",
+                          [("Pyro5 API reference: Pyro5.server", "oneway", None),
+                           (MANUAL, "Server types and Concurrency model (note: ONEWAY_THREADED)",
+                            "oneway method calls will be executed in a separate worker thread")]),
+    "instance.session": ("Instance modes", "instance_mode 'session' gives each connection its own object",
+                         [(MANUAL, "Controlling Instance modes and Instance creation", None)]),
 }
+# what a user must never see: the numbering of the specification files the catalogue was built from
+SEED_NUMBERING = re.compile(r"\b00[0-4] Pyro|\(rst\)|\u00a7")
 # (check, server, client) -> (outcome, message); every outcome kind appears
 OUTCOMES = {
     ("oneway.returns-early", "geopyro", "geopyro"): ("passed", ""),
@@ -38,13 +46,22 @@ OUTCOMES = {
 CELL_TEXT = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "n/a": "n/a", "xfail": "xfail", "xpass": "XPASS"}
 
 
+def source_texts(check):
+    return ["%s, %s" % (title, section) for title, section, _quote in CHECKS[check][2]]
+
+
 def make_data():
     results = []
     for (check, server, client), (outcome, message) in sorted(OUTCOMES.items()):
-        title, source = CHECKS[check]
+        topic, sentence, sources = CHECKS[check]
         results.append({"check": check, "server": server, "client": client, "outcome": outcome,
                         "applicable": outcome != "n/a", "message": message, "duration": 0.25,
-                        "title": title, "source": source, "servertype": "concurrent"})
+                        "topic": topic, "sentence": sentence, "title": sentence,
+                        "source_title": sources[0][0], "section": sources[0][1],
+                        "source": "; ".join(source_texts(check)),
+                        "sources": [{"title": t, "section": sec, "quote": q, "text": "%s, %s" % (t, sec)}
+                                    for t, sec, q in sources],
+                        "quotes": [q for _t, _sec, q in sources if q], "servertype": "concurrent"})
     return {"ok": False, "pytest_exit_code": 1, "elapsed_seconds": 3.5,
             "pairs": [{"server": s, "client": c} for s, c in PAIRS],
             "versions": {"geopyro": "0.1.0", "pyro5": "5.17"}, "catalogue_size": 120,
@@ -125,7 +142,7 @@ def test_report_has_a_column_per_pair(rows):
 
 def test_report_has_a_group_header_per_topic(rows):
     topics = [row for row in rows if row["attrs"].get("class") == "topic"]
-    assert [row["cells"][0]["text"] for row in topics] == ["instance0/1 pass", "oneway1/4 pass"]
+    assert [row["cells"][0]["text"] for row in topics] == ["Instance modes0/1 pass", "Oneway calls1/4 pass"]
     # per pair: geopyro/geopyro has one n/a instance check (nothing to count), geopyro/pyro5 an xfail
     assert [cell["text"] for cell in topics[0]["cells"][1:3]] == ["n/a", "0/1 pass"]
     assert [cell["text"] for cell in topics[1]["cells"][1:3]] == ["1/2 pass", "0/2 pass"]
@@ -164,13 +181,35 @@ def test_report_escapes_hostile_messages(page, rows):
     assert HOSTILE in failed["cells"][0]["text"]
 
 
-def test_report_shows_title_and_source(rows):
+def test_report_shows_sentence_and_sources(rows):
     by_check = check_rows(rows)
-    for check, (title, source) in CHECKS.items():
+    for check, (_topic, sentence, sources) in CHECKS.items():
         first = by_check[check]["cells"][0]
-        assert first["attrs"]["title"] == "%s\nsource: %s" % (title, source)  # on hover
-        assert title in first["text"] and source in first["text"]  # in the <details>, for the keyboard
-        assert by_check[check]["cells"][-1]["text"] == title  # the behaviour column
+        hover = "%s\n%s" % (sentence, "\n".join("source: " + text for text in source_texts(check)))
+        assert first["attrs"]["title"] == hover  # on hover
+        assert "verifies: \u201c%s\u201d" % sentence in first["text"]  # in the <details>, for the keyboard
+        for text in source_texts(check):
+            assert "source: " + text in first["text"]
+        for _title, _section, quote in sources:
+            if quote:
+                assert "the documentation says: " + quote in first["text"]
+        assert by_check[check]["cells"][-1]["text"] == sentence  # the behaviour column
+
+
+def test_report_groups_results_without_a_topic_by_their_id(tmp_path):
+    """A --json file written before checks had topics and sources still renders: topic = the id's area."""
+    data = make_data()
+    for row in data["results"]:
+        for key in ("topic", "sentence", "source_title", "section", "sources", "quotes"):
+            del row[key]
+    page = report.render(data)
+    reader = TableReader()
+    reader.feed(page)
+    topics = [row["cells"][0]["text"] for row in reader.rows if row["attrs"].get("class") == "topic"]
+    assert topics == ["instance0/1 pass", "oneway1/4 pass"]
+    first = check_rows(reader.rows)["oneway.still-runs"]["cells"][0]
+    assert first["attrs"]["title"] == "the oneway method still runs on the server\nsource: %s" \
+        % "; ".join(source_texts("oneway.still-runs"))
 
 
 def test_report_details_hold_every_non_pass_message(page):
@@ -206,7 +245,9 @@ def test_cli_writes_report(tmp_path):
     page = out.read_text(encoding="utf-8")
     for check_id in ids:
         assert '<span class="id">%s</span>' % check_id in page
-    assert 'id="topic-oneway"' in page and 'id="topic-private"' in page
+    assert 'id="topic-oneway-calls"' in page and 'id="topic-exposure-and-private-names"' in page
+    assert "source: Pyro5 manual, Servers chapter, section &quot;Creating a Pyro class" in page
+    assert not SEED_NUMBERING.search(page) and not SEED_NUMBERING.search(out_json.read_text())
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Chromium at %s (apt-get install chromium)" % CHROMIUM)

@@ -6,6 +6,7 @@ Each test writes an adapter into a temporary folder (nothing in the conformance 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,61 @@ def test_a_broken_adapter_file_is_a_usage_error_that_says_why(tmp_path):
     adapter.write_text("raise RuntimeError('adapter exploded')\n")
     code, output, _ = conformance(tmp_path, "--target", str(adapter))
     assert code == 2 and "adapter exploded" in output, output
+
+
+BROKEN_ADAPTER = textwrap.dedent('''
+    """geopyro with a deliberately broken URI class: it keeps the protocol as written ("pyro:" stays lowercase)."""
+    from conformance.targets import pyro5_api_target
+
+    NAME = "broken"
+    WIRE = "pyro-502"
+    SERIALIZERS = ["serpent"]
+    PIP_PACKAGE = IMPORT_NAME = "geopyro"
+
+
+    def load():
+        target = pyro5_api_target("geopyro", "greenlet", SERIALIZERS, {})
+
+        class URI(target.URI):
+            __slots__ = ()
+
+            def __init__(self, uri):
+                super().__init__(uri)
+                if isinstance(uri, str):
+                    self.protocol = uri.split(":", 1)[0]
+
+        target.URI = URI
+        return target
+''')
+SEED_NUMBERING = re.compile(r"\b00[0-4] Pyro|\(rst\)|\u00a7")  # how sources were named before they had titles
+
+
+def test_a_failing_check_says_what_it_verifies_and_where_that_is_documented(tmp_path):
+    adapter = tmp_path / "broken_adapter.py"
+    adapter.write_text(BROKEN_ADAPTER)
+    code, output, data = conformance(tmp_path, "--target", str(adapter), "-k", "uri.lowercase or uri.parse-pyro",
+                                     "-n", "0")
+    assert code == 1, output
+    lines = output.splitlines()
+    at = lines.index("FAIL  broken/broken  uri.lowercase")
+    assert lines[at + 1:at + 4] == [
+        "    protocol of 'pyro:x@h:1': expected 'PYRO', got 'pyro'",   # the failure, without pytest's decoration
+        '    verifies: "the protocol may be written in lowercase"',    # the sentence, quoted
+        "    source: Pyro4 API reference: Pyro4.core, URI",            # the document by its title, and the section
+    ], output
+    assert "uri.parse-pyro" not in "\n".join(lines[at:]), output  # a passing check stays one table row
+    assert not SEED_NUMBERING.search(output), output
+
+    rows = {r["check"]: r for r in data["results"]}
+    failed = rows["uri.lowercase"]
+    assert failed["outcome"] == "failed"
+    assert failed["message"] == "protocol of 'pyro:x@h:1': expected 'PYRO', got 'pyro'"
+    assert (failed["topic"], failed["sentence"], failed["source_title"], failed["section"]) == (
+        "Binding, NAT and URIs", "the protocol may be written in lowercase", "Pyro4 API reference: Pyro4.core", "URI")
+    assert failed["sources"] == [{"title": "Pyro4 API reference: Pyro4.core", "section": "URI", "quote": None,
+                                  "text": "Pyro4 API reference: Pyro4.core, URI"}]
+    assert rows["uri.parse-pyro"]["outcome"] == "passed" and rows["uri.parse-pyro"]["topic"] == failed["topic"]
+    assert not SEED_NUMBERING.search(json.dumps(data)), data
 
 
 SERVER_COMMAND = "%s -m conformance.contract_server --package Pyro5" % sys.executable
