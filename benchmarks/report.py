@@ -153,6 +153,13 @@ def _n(row, key, scale=1.0):
 
 # --- tables ------------------------------------------------------------------------------------
 
+# how some rows are named in the tables (the results keep the short names)
+DISPLAY_NAMES = {
+    "raw ceiling": "raw gevent echo, no Pyro (ceiling)",
+    "Pyro5 client -> Pyro5 thread": "Pyro5 thread, called by Pyro5's own client",
+}
+
+
 def _fmt(value, spec="{:,.0f}"):
     if value is None:
         return "-"
@@ -174,22 +181,65 @@ def _errors(rows, width):
             for row in rows if "error" in row]
 
 
-def markdown_tables(data):
+def _name(row):
+    """A row's server as the tables show it."""
+    return DISPLAY_NAMES.get(row["server"], row["server"]) + (" (reference)" if row.get("reference_only") else "")
+
+
+def _pool(row):
+    """How many connections Pyro5's thread server serves at once: its THREADPOOL_SIZE (results without it: the
+    number of connections it accepted)."""
+    return row.get("threadpool") or row.get("connected")
+
+
+def _pool_phrase(rows):
+    """' (THREADPOOL_SIZE = 80)' from the first Pyro5 thread row that refused connections, or ''."""
+    for r in rows:
+        if r.get("server") == "Pyro5 thread" and r.get("refused") and _pool(r):
+            return " (THREADPOOL_SIZE = %s)" % _fmt(_pool(r))
+    return ""
+
+
+def refusal_note(row):
+    """Why a row's server did not take every connection offered, in words; '' when it took them all."""
+    if not row.get("refused"):
+        return ""
+    note = "%s of %s connections refused" % (_fmt(row["refused"]), _fmt(row.get("connections")))
+    if row["server"].startswith("Pyro5 thread") and _pool(row):
+        note += ": Pyro5's thread server serves one connection per thread of its pool (%s threads)" % _fmt(_pool(row))
+    return note
+
+
+def _setting(data, key, spec="{:g}"):
+    value = data.get("meta", {}).get("settings", {}).get(key)
+    return "?" if value is None else spec.format(value)
+
+
+def markdown_tables(data, targets=True):
+    """Every table of a run, each with a short note on what its rows measure. ``targets`` adds the table of
+    geopyro's own performance goals (printed by the runner, not published in RESULTS.md)."""
     sc = data["scenarios"]
     parts = []
     if "latency" in sc:
         rows = [r for r in sc["latency"]["rows"] if r.get("table") != "pairs"]
         base = _row(data, "latency", "Pyro5 thread")
         raw = _row(data, "latency", "raw ceiling")
-        cells = [[r["server"] + (" (reference)" if r.get("reference_only") else ""), _fmt(r["calls_per_s"]),
+        cells = [[_name(r), _fmt(r["calls_per_s"]),
                   _fmt(r["p50_us"], "{:,.1f}"), _fmt(r["p99_us"], "{:,.1f}"),
                   _fmt(_ratio(r["calls_per_s"], base and base["calls_per_s"]), "{:.2f}x"),
                   _fmt(_ratio(r["calls_per_s"], raw and raw["calls_per_s"]), "{:.0%}"),
                   _fmt(r.get("server_cpu_us"), "{:,.0f}"), _fmt(r.get("load_cpu_us"), "{:,.0f}")]
                  for r in rows if "error" not in r]
-        parts.append("### 1. Latency: one client, sequential echo(42) calls (serpent)\n\n" + _table(
-            ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling", "server CPU us/call",
-             "client CPU us/call"], cells + _errors(rows, 8)))
+        parts.append(
+            "### 1. Latency: one client, sequential echo(42) calls (serpent)\n\n"
+            "Each row: one connection from geopyro's client (Pyro5's own client in the reference row) calls "
+            "`echo(42)` one call after another for %s s, after a warm-up; the server processes are not "
+            "monkey-patched. The *raw gevent echo* row is not a Pyro server: a plain gevent socket server reads "
+            "each call's bytes and answers with a precomputed reply, decoding nothing, the least a Python "
+            "server can do per call on this machine. CPU us/call: the CPU time the server process, and the client process, used in the run divided by the "
+            "calls; lower is better.\n\n" % _setting(data, "latency_s") + _table(
+                ["server", "calls/s", "p50 us", "p99 us", "vs Pyro5 thread", "of raw ceiling", "server CPU us/call",
+                 "client CPU us/call"], cells + _errors(rows, 8)))
         pairs = [r for r in sc["latency"]["rows"] if r.get("table") == "pairs"]
         if pairs:
             parts.append(pairs_table(pairs))
@@ -206,26 +256,21 @@ def markdown_tables(data):
                   _fmt(r["p99_ms"], "{:,.2f}"), _fmt(r.get("server_cpu_us"), "{:,.0f}"),
                   _fmt(cpu_vs_multiplex(r), "{:.2f}x"), _fmt(r.get("load_cpu_us"), "{:,.0f}")] for r in sorted(
                       (r for r in rows if "error" not in r), key=lambda r: r["connections"])]
-        parts.append("### 2. Fan-in: concurrent connections, each calling echo(42) in a loop\n\n" + _table(
-            ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms",
-             "server CPU us/call", "server CPU vs Pyro5 multiplex", "clients CPU us/call"], cells + _errors(rows, 11)))
+        parts.append(
+            "### 2. Fan-in: concurrent connections, each calling echo(42) in a loop\n\n"
+            "Each row: that many connections, spread over %s load processes, connect first; then every one "
+            "calls `echo(42)` in a loop for %s s. calls/s counts the calls of all connections together; p50 and "
+            "p99 are the time of one call. The server processes are not monkey-patched, so geopyro runs `echo` "
+            "on its pool threads; the *patched* row is geopyro's greenlet server in a monkey-patched process, "
+            "where calls run inline in the connections' greenlets. **refused**: Pyro5's thread server serves one "
+            "connection per pool thread%s and refuses the rest, so its rows count only the calls of the "
+            "connections it accepted. CPU per call moves less from run to run than calls/s; the column after it "
+            "compares it with Pyro5 multiplex's at the same number of connections (lower is better).\n\n" % (
+                _setting(data, "procs"), _setting(data, "fanin_s"), _pool_phrase(rows)) + _table(
+                ["server", "connections", "accepted", "refused", "errors", "calls/s", "p50 ms", "p99 ms",
+                 "server CPU us/call", "server CPU vs Pyro5 multiplex", "clients CPU us/call"], cells + _errors(rows, 11)))
     if "io_bound" in sc:
-        rows = sc["io_bound"]["rows"]
-        cells = []
-        for r in rows:
-            if "error" in r:
-                continue
-            if not r.get("applies", True):
-                cells.append([r["server"], "-", "-", "-", "-", "-", "n/a: " + r["note"], "-"])
-                continue
-            cells.append([r["server"] + (" (reference)" if r.get("reference_only") else ""), r["method"],
-                          _fmt(r["connections"]), _fmt(r["completed"]), _fmt(r["refused"]),
-                          _fmt(r["wall_s"] and r["wall_s"] * 1000, "{:,.1f}"), _fmt(r["x_ideal"], "{:.2f}x"),
-                          " / ".join("{:,.0f}".format(w) for w in r.get("walls_ms", []))])
-        parts.append("### 3. I/O-bound: concurrent calls to a method sleeping 50 ms (median of %s bursts)\n\n"
-                     % (rows[0].get("bursts", 1) if rows else 1) + _table(
-                         ["server", "sleep", "calls", "completed (each burst)", "refused", "wall ms", "vs ideal",
-                          "every burst, ms"], cells + _errors(rows, 8)))
+        parts.append(io_bound_table(data))
     if "cpu_bound" in sc:
         rows = sc["cpu_bound"]["rows"]
         one = _row(data, "cpu_bound", "geopyro-serve --workers 1")
@@ -236,8 +281,11 @@ def markdown_tables(data):
                   _fmt(_ratio(r["calls_per_s"], pyro5 and pyro5["calls_per_s"]), "{:.2f}x")]
                  for r in rows if "error" not in r]
         parts.append("### 3b. CPU-bound: concurrent calls to a method doing ~20 ms of pure Python each\n\n"
-                     "geopyro-serve runs the service in worker processes on one port (geopyro.workers); one Python "
-                     "process, Pyro5's included, runs such calls one at a time whatever its threads.\n\n" + _table(
+                     "Each row: %s connections call, over and over for %s s, a method that computes in pure "
+                     "Python (holding the GIL). One Python process runs such calls one at a time whatever its "
+                     "threads, Pyro5's included; geopyro-serve runs the service in several worker processes "
+                     "sharing one port (geopyro.workers).\n\n" % (
+                         _setting(data, "cpu_conns"), _setting(data, "cpu_s")) + _table(
                          ["server", "processes", "connections", "ms per call", "calls", "errors", "calls/s",
                           "vs 1 worker", "vs Pyro5 thread"], cells + _errors(rows, 9)))
     if "bulk" in sc:
@@ -248,13 +296,16 @@ def markdown_tables(data):
                 continue
             alloc = r.get("allocator", "default")
             base = _row(data, "bulk", "Pyro5 thread", serializer=r["serializer"], allocator=alloc)
-            cells.append([r["server"] + (" (reference)" if r.get("reference_only") else ""), r["serializer"],
+            cells.append([_name(r), r["serializer"],
                           alloc, _fmt(r["payload_mb"], "{:g}"), _fmt(r["calls"]),
                           _fmt(r["seconds_per_call"], "{:.3f}"), _fmt(r["mb_per_s"], "{:,.1f}"),
                           _fmt(_ratio(r["mb_per_s"], base and base["mb_per_s"]), "{:.2f}x")])
         parts.append("### 4. Bulk: echo of a bytes payload (MB/s counts both directions)\n\n"
-                     "allocator `kept`: every process run with `GLIBC_TUNABLES=%s`, for reference.\n\n"
-                     % ALLOCATOR_KEPT + _table(
+                     "Each row: one connection sends a `bytes` payload and gets it back: one unmeasured call, "
+                     "then the calls counted; s/call is the median call. allocator `default`: the processes as "
+                     "they normally run; `kept`: every process run with `GLIBC_TUNABLES=%s`, which keeps freed "
+                     "memory in the process instead of handing it back to the kernel after each call (for "
+                     "reference).\n\n" % ALLOCATOR_KEPT + _table(
                          ["server", "serializer", "allocator", "payload MB", "calls", "s/call", "MB/s",
                           "vs Pyro5 thread (same allocator)"], cells + _errors(rows, 8)))
     if "idle" in sc:
@@ -262,22 +313,65 @@ def markdown_tables(data):
         cells = [[r["server"], _fmt(r["connections"]), _fmt(r["held"]), _fmt(r["refused"]),
                   _fmt(r["rss_before_kb"] / 1024, "{:,.1f}"), _fmt(r["rss_after_kb"] / 1024, "{:,.1f}"),
                   _fmt(r["kb_per_connection"], "{:,.1f}")] for r in rows if "error" not in r]
-        parts.append("### 5. Idle connections: server RSS per held connection\n\n" + _table(
-            ["server", "requested", "held", "refused", "RSS before MB", "RSS after MB", "KB/connection"],
-            cells + _errors(rows, 7)))
+        parts.append("### 5. Idle connections: server RSS per held connection\n\n"
+                     "Each row: a fresh server process, a warm-up of 20 connections, its resident memory (RSS); "
+                     "then connections that complete the handshake and make no calls are held open, and RSS is "
+                     "read again. KB/connection = (after - before) / held. Pyro5's thread server holds only as many "
+                     "connections as its pool has threads%s and refuses the rest.\n\n" % _pool_phrase(rows) + _table(
+                         ["server", "requested", "held", "refused", "RSS before MB", "RSS after MB", "KB/connection"],
+                         cells + _errors(rows, 7)))
     if "oneway" in sc:
         rows = sc["oneway"]["rows"]
         cells = [[r["server"], _fmt(r["sent"]), _fmt(r["processed"]), _fmt(r["calls_per_s"]),
                   _fmt(r["send_rate_per_s"])] for r in rows if "error" not in r]
-        parts.append("### 6. Oneway: one client sending oneway calls (rate = processed by the server)\n\n" + _table(
-            ["server", "sent", "processed", "calls/s processed", "calls/s sent"], cells + _errors(rows, 5)))
-    if data.get("targets"):
+        parts.append("### 6. Oneway: one client sending oneway calls (rate = processed by the server)\n\n"
+                     "Each row: one connection sends oneway calls back to back. *calls/s processed* counts until the "
+                     "server has run all of them (checked with a normal call), so a server that only buffers them "
+                     "does not look fast; *calls/s sent* is how fast the client handed them over.\n\n" + _table(
+                         ["server", "sent", "processed", "calls/s processed", "calls/s sent"], cells + _errors(rows, 5)))
+    if targets and data.get("targets"):
         cells = [[t["target"], t["requirement"], _fmt(t["measured"], "{:,.2f}"),
                   {True: "**met**", False: "**not met**", None: "no data"}[t["met"]], t["detail"]]
                  for t in data["targets"]]
         parts.append("### Targets (geopyro's default server type, greenlet)\n\n" + _table(
             ["target", "required", "measured", "status", "detail"], cells))
     return "\n\n".join(parts) + "\n"
+
+
+def io_bound_table(data):
+    """Concurrent sleeping calls. A server that refused connections did not do the same work, so it gets no wall
+    time, only the reason."""
+    rows = data["scenarios"]["io_bound"]["rows"]
+    measured = [r for r in rows if "error" not in r and r.get("applies", True)]
+    r0 = measured[0] if measured else {}
+    cells = []
+    for r in rows:
+        if "error" in r:
+            continue
+        if not r.get("applies", True):
+            cells.append([_name(r), "-", "-", "-", "-", "-", "n/a: " + r["note"], "-"])
+            continue
+        if r.get("refused"):
+            wall, x_ideal, walls = "-", "n/a: " + refusal_note(r), "-"
+        else:
+            wall = _fmt(r["wall_s"] and r["wall_s"] * 1000, "{:,.1f}")
+            x_ideal = _fmt(r["x_ideal"], "{:.2f}x")
+            walls = " / ".join("{:,.0f}".format(w) for w in r.get("walls_ms", []))
+        cells.append([_name(r), r["method"], _fmt(r["connections"]), _fmt(r["completed"]), _fmt(r["refused"]),
+                      wall, x_ideal, walls])
+    sleep_ms = _fmt(r0.get("sleep_s") and r0["sleep_s"] * 1000, "{:g}")
+    return ("### 3. I/O-bound: concurrent calls to a method sleeping 50 ms (median of %s bursts)\n\n"
+            "Each row: %s connections connect first, then all of them at once call a method that waits %s ms, "
+            "standing in for a call that waits on the network (a database, another service): `gevent.sleep` on "
+            "geopyro (the method is marked `@cooperative`, so it runs inline in its connection's greenlet, without "
+            "a thread), `time.sleep` on Pyro5's thread server, as its users write it. wall ms: from the start of "
+            "the burst to the last reply (the median burst); the ideal is one sleep, %s ms. The multiplex servers "
+            "run one call at a time, so they are not measured. Pyro5's thread server serves one connection per "
+            "pool thread%s and refuses the rest; a burst it could not run in full gets no wall time. The row with "
+            "a larger `THREADPOOL_SIZE` gives it a thread per connection, for reference (not its default).\n\n"
+            % (r0.get("bursts", 1), _fmt(r0.get("connections")), sleep_ms, sleep_ms, _pool_phrase(rows))
+            + _table(["server", "sleep", "calls", "completed (each burst)", "refused", "wall ms", "vs ideal",
+                      "every burst, ms"], cells + _errors(rows, 8)))
 
 
 def pairs_table(rows):
@@ -288,14 +382,17 @@ def pairs_table(rows):
               _fmt(r["vs_baseline"], "{:.2f}x"), "%.2f-%.2f" % tuple(r["vs_baseline_iqr"]),
               _fmt(r.get("vs_patched_baseline"), "{:.2f}x")] for r in rows]
     return ("### 1b. Latency by client and server program: echo(\"hello\"), one connection per row\n\n"
-            "Two load processes, one unpatched and one monkey-patched by gevent (`patch_all()` first), hold one "
-            "proxy per row and measure every row for %g s per round (after a few unmeasured calls); in each "
-            "round and for each serializer the processes take turns (which goes first alternates); %d rounds. geopyro server (unpatched): default settings, calls on OS "
-            "threads; (patched): calls inline in the connection's greenlet. calls/s and p50: medians over the "
-            "rounds. **vs baseline**: median of the per-round ratios to `%s` measured in the same round by the "
-            "unpatched process with the same serializer; *middle half*: 25th-75th percentile of those ratios. "
-            "Rows of the patched process also give the ratio to `Pyro5 client (patched) -> Pyro5 thread server` "
-            "in their own process.\n\n" % (first["slice_s"], first["rounds"], first["baseline"].split(" (")[0])
+            "Each row: one client program calls one server program over one connection, one call after another. "
+            "The clients run in two load processes, one ordinary (*unpatched*) and one monkey-patched by gevent "
+            "(`patch_all()` first). geopyro server (unpatched): default settings, calls on its pool threads; "
+            "(patched): the same server in a monkey-patched process, calls inline in the connection's greenlet. "
+            "Every row is measured for %g s per round after a few unmeasured calls, %d rounds; in each round and "
+            "for each serializer the two load processes take turns (which goes first alternates). calls/s and "
+            "p50: medians over the rounds. **vs baseline**: median of the per-round ratios to `%s` measured in the "
+            "same round by the unpatched process with the same serializer (above 1.00x is faster); *middle half*: "
+            "25th-75th percentile of those ratios, how much one round moves. The last column compares rows of the "
+            "patched process with `Pyro5 client (patched) -> Pyro5 thread server` in that same process.\n\n"
+            % (first["slice_s"], first["rounds"], first["baseline"].split(" (")[0])
             + _table(["client -> server", "load process", "serializer", "calls/s", "p50 us", "vs baseline",
                       "middle half", "vs patched-process baseline"], cells))
 
@@ -307,8 +404,11 @@ def blocking_table(rows):
               _fmt(r.get("vs_pyro5"), "{:.2f}x"), _fmt(r.get("vs_pyro5_per_rep"), "{:.2f}x"),
               " / ".join("{:,.0f}".format(w) for w in r["walls_ms"])] for r in measured]
     return ("### 1c. Blocking: concurrent calls to a method doing time.sleep(%s s), median of %s repetitions\n\n"
-            "The servers take turns in every repetition; wall time runs from the release of all calls to the "
-            "last reply.\n\n" % (r0.get("sleep_s"), r0.get("reps"))
+            "Each row: %s threads of one client process, each with its own connection, call at the same moment a "
+            "method that blocks in `time.sleep`, as a database driver or a C library does. The server processes "
+            "are not monkey-patched, so geopyro runs the method on its pool threads. Wall time runs from the "
+            "release of all calls to the last reply; the ideal is one sleep (every call overlapping). The "
+            "servers take turns in every repetition.\n\n" % (r0.get("sleep_s"), r0.get("reps"), _fmt(r0.get("clients")))
             + _table(["server", "client", "calls at once", "wall s", "vs ideal", "vs Pyro5 thread (medians)",
                       "vs Pyro5 thread (median per repetition)", "every repetition, ms"], cells + _errors(rows, 8)))
 
@@ -371,9 +471,13 @@ def plot(data, path):
              name=lambda r: "%s\n(%d/%d done)" % (r["server"], r["completed"], r["connections"]))
         ideal = [r["sleep_s"] for r in sc["io_bound"]["rows"] if r.get("sleep_s")]
         if ideal:
-            ax.axhline(ideal[0], color="black", linestyle="--", linewidth=1, label="ideal")
-            ax.axhline(ideal[0] * 3, color="red", linestyle=":", linewidth=1, label="3x ideal (target)")
+            ax.axhline(ideal[0], color="black", linestyle="--", linewidth=1, label="ideal (one sleep)")
             ax.legend(fontsize=7)
+        notes = ["%s: only %s of %s served,\n%s refused (pool of %s threads)" % (
+            r["server"], _fmt(r.get("completed")), _fmt(r.get("connections")), _fmt(r["refused"]), _fmt(_pool(r)))
+            for r in sc["io_bound"]["rows"] if "error" not in r and r.get("refused")]
+        if notes:  # a server that refused connections has no bar: say why
+            ax.text(0.02, 0.86, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="top")
     if "bulk" in sc:
         bars(axes[1][0], [r for r in sc["bulk"]["rows"] if not r.get("reference_only")], "mb_per_s", "4. bulk: MB/s echoing a %g MB payload" % (
             sc["bulk"]["rows"][0].get("payload_mb", 0)), "MB/s",
@@ -381,7 +485,6 @@ def plot(data, path):
     if "idle" in sc:
         bars(axes[1][1], sc["idle"]["rows"], "kb_per_connection", "5. idle: server KB per held connection", "KB",
              name=lambda r: "%s\n(%d held)" % (r["server"], r["held"]))
-        axes[1][1].axhline(20, color="red", linestyle=":", linewidth=1)
     if "oneway" in sc:
         bars(axes[1][2], sc["oneway"]["rows"], "calls_per_s", "6. oneway: calls/s processed", "calls/s")
     fig.tight_layout()
@@ -412,7 +515,7 @@ def publish(data, tables, png_path, bench_dir):
         "![benchmark plot](latest.png)" if png_path else "(no plot: matplotlib was not installed)", "",
         tables.rstrip(), "", MARK_END])
     _replace_block(os.path.join(bench_dir, "RESULTS.md"), MARK_BEGIN, MARK_END, block,
-                   "# Benchmark results\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END))
+                   "# Benchmark results\n\n## Latest full run\n\n%s\n%s\n" % (MARK_BEGIN, MARK_END))
     readme = os.path.join(os.path.dirname(os.path.abspath(bench_dir)), "README.md")
     if meta["mode"] != "default" or set(data["scenarios"]) != set(SUMMARY_SCENARIOS):
         print("the README's summary is kept: it comes from full runs only (this one: %s mode, %s)"
@@ -445,7 +548,8 @@ def _replace_block(path, begin, end, block, empty="", create=True):
 
 
 def readme_summary(data):
-    """The README's table: one line per scenario, from the same run as RESULTS.md."""
+    """The README's table: one line per scenario, from the same run as RESULTS.md, worded for a reader choosing
+    a server type (each cell says what its number is, refusals included)."""
     meta, sc = data["meta"], data["scenarios"]
     machine = meta["machine"]
     servers = ("geopyro greenlet", "geopyro multiplex", "Pyro5 thread", "Pyro5 multiplex")
@@ -459,19 +563,28 @@ def readme_summary(data):
                      "geopyro client (patched) -> geopyro server (patched)"):
             r = row("latency", name, serializer=serializer, table="pairs")
             cells.append(_fmt(r.get("vs_baseline"), "{:.2f}x"))
-        return "%s (patched: %s)" % tuple(cells)
+        return "%s (patched program: %s)" % tuple(cells)
+
+    def refused(r):
+        return "" if not r.get("refused") else ", %s refused" % _fmt(r["refused"])
 
     def fanin(server, n):
         r = row("fanin", server, connections=n)
-        return "%s (%s)" % (_fmt(r.get("calls_per_s")), _fmt(r.get("refused"))) if r else "-"
+        if not r:
+            return "-"
+        if r.get("refused"):
+            return "%s from the %s connections it accepted%s" % (
+                _fmt(r.get("calls_per_s")), _fmt(r.get("connected")), refused(r))
+        return _fmt(r.get("calls_per_s"))
 
     def cpu200(server):
         r = row("fanin", server, connections=200)
         base = row("fanin", "Pyro5 multiplex", connections=200)
         if not r:
             return "-"
-        return "%s µs (%s)" % (_fmt(r.get("server_cpu_us")), _fmt(_ratio(r.get("server_cpu_us"),
-                                                                       base.get("server_cpu_us")), "{:.2f}x"))
+        return "%s µs (%s)%s" % (_fmt(r.get("server_cpu_us")), _fmt(_ratio(r.get("server_cpu_us"),
+                                                                         base.get("server_cpu_us")), "{:.2f}x"),
+                                 refused(r))
 
     def bulk(server):
         return " / ".join(_fmt(row("bulk", server, serializer=ser, allocator="default").get("mb_per_s"))
@@ -483,47 +596,63 @@ def readme_summary(data):
         if r is None or "error" in r:
             return "failed" if r else "-"
         if not r.get("applies", True):
-            return "one call at a time"
+            return "not measured: one call at a time"
         if r.get("refused"):
-            return "%s done, %s refused" % (_fmt(r.get("completed")), _fmt(r["refused"]))
+            pool = " (%s threads, one per connection)" % _fmt(_pool(r)) if _pool(r) else ""
+            return "only %s of %s run, %s connections refused%s" % (
+                _fmt(r.get("completed")), _fmt(r.get("connections")), _fmt(r["refused"]), pool)
         return "%s ms" % _fmt(r["wall_s"] * 1000 if r.get("wall_s") is not None else None)
 
+    def idle(server):
+        r = row("idle", server)
+        return "%s (%s held%s)" % (_fmt(r.get("kb_per_connection"), "{:.1f}"), _fmt(r.get("held")), refused(r))
+
+    blocking = row("blocking", "geopyro server (unpatched)")
+    io_row = next((r for r in sc.get("io_bound", {}).get("rows", []) if r.get("sleep_s")), {})
+    bulk_row = row("bulk", servers[0], serializer="msgpack", allocator="default")
     lines = [
-        "Latest full run: %s, %s, %s CPUs, %s %s, Pyro5 %s, gevent %s; every ratio is from that one run. Server "
-        "processes are unpatched, as Pyro5 programs are, so geopyro runs calls on its pool threads; *patched* "
-        "marks the same server in a monkey-patched process (calls inline)." % (
+        "Latest full run: %s, %s, %s CPUs, %s %s, Pyro5 %s, gevent %s; compare numbers within this one run. "
+        "The server programs are not monkey-patched (Pyro5 programs are not), so geopyro runs calls on its thread "
+        "pool; *patched program* is the same geopyro server in a program that ran `gevent.monkey.patch_all()`, "
+        "where calls run inline. Pyro5's thread server serves one connection per pool thread and refuses the "
+        "rest." % (
             meta["date"], machine["cpu_model"], machine["nproc"], machine["implementation"], machine["python"],
             machine["versions"].get("Pyro5"), machine["versions"].get("gevent")), "",
         "| scenario | geopyro greenlet | geopyro multiplex | Pyro5 thread | Pyro5 multiplex |",
         "| --- | --- | --- | --- | --- |",
-        "| one connection, geopyro ↔ geopyro vs Pyro5 ↔ Pyro5 thread, serpent (median ratio) | %s | | 1.00x | |"
-        % pair("serpent"),
+        "| one client, sequential calls, serpent: geopyro client and server vs Pyro5's, calls/s (median ratio) "
+        "| %s | | 1.00x | |" % pair("serpent"),
         "| the same with msgpack | %s | | 1.00x | |" % pair("msgpack"),
-        "| 4 concurrent `time.sleep(1)` calls, wall time | %s s | | %s s | |" % (
-            _fmt(row("blocking", "geopyro server (unpatched)").get("wall_s"), "{:.3f}"),
+        "| %s calls at once to a method blocking %s s in `time.sleep`: time to the last reply | %s s | | %s s | |" % (
+            _fmt(blocking.get("clients")), _fmt(blocking.get("sleep_s"), "{:g}"),
+            _fmt(blocking.get("wall_s"), "{:.3f}"),
             _fmt(row("blocking", "Pyro5 thread server").get("wall_s"), "{:.3f}")),
-        "| 200 busy connections: server CPU per call (vs Pyro5 multiplex) | %s; patched %s | %s | %s | %s |" % (
+        "| 200 connections calling nonstop: server CPU per call (vs Pyro5 multiplex; lower is better) "
+        "| %s; patched program %s | %s | %s | %s |" % (
             cpu200(servers[0]), cpu200(FANIN_PATCHED), cpu200(servers[1]), cpu200(servers[2]), cpu200(servers[3])),
-        "| 1,000 busy connections: calls/s (refused) | %s; patched %s | %s | %s | %s |" % (
+        "| 1,000 connections calling nonstop: calls/s, all together | %s; patched program %s | %s | %s | %s |" % (
             fanin(servers[0], 1000), fanin(FANIN_PATCHED, 1000), fanin(servers[1], 1000), fanin(servers[2], 1000),
             fanin(servers[3], 1000)),
-        "| I/O-bound: 1,000 × 50 ms sleeps at once, median wall time | %s |" % " | ".join(io(s) for s in servers),
-        "| CPU-bound 20 ms calls/s: 1 process; `geopyro-serve --workers 2` | %s; %s (%s) | | %s | |" % (
+        "| %s calls at once to a method waiting %s ms on I/O: time to the last reply (median) | %s |" % (
+            _fmt(io_row.get("connections")), _fmt(io_row.get("sleep_s") and io_row["sleep_s"] * 1000, "{:g}"),
+            " | ".join(io(s) for s in servers)),
+        "| method computing 20 ms in pure Python: calls/s in 1 process; `geopyro-serve --workers 2` "
+        "| %s; %s (%s) | | %s | |" % (
             _fmt(row("cpu_bound", "geopyro-serve --workers 1").get("calls_per_s"), "{:,.1f}"),
             _fmt(row("cpu_bound", "geopyro-serve --workers 2").get("calls_per_s"), "{:,.1f}"),
             _fmt(_ratio(row("cpu_bound", "geopyro-serve --workers 2").get("calls_per_s"),
                         row("cpu_bound", "geopyro-serve --workers 1").get("calls_per_s")), "{:.2f}x"),
             _fmt(row("cpu_bound", "Pyro5 thread").get("calls_per_s"), "{:,.1f}")),
-        "| bulk 10 MB echo, msgpack / serpent MB/s | %s |" % " | ".join(bulk(s) for s in servers),
-        "| idle connections: KB each (held of %s) | %s |" % (
-            _fmt(row("idle", servers[0]).get("connections")),
-            " | ".join("%s (%s)" % (_fmt(row("idle", s).get("kb_per_connection"), "{:.1f}"),
-                                    _fmt(row("idle", s).get("held"))) for s in servers)),
-        "| oneway calls/s processed (of %s) | %s |" % (
+        "| echo of a %s MB `bytes` payload: MB/s, msgpack / serpent | %s |" % (
+            _fmt(bulk_row.get("payload_mb"), "{:g}"), " | ".join(bulk(s) for s in servers)),
+        "| %s idle connections: server memory per connection, KB | %s |" % (
+            _fmt(row("idle", servers[0]).get("connections")), " | ".join(idle(s) for s in servers)),
+        "| %s oneway calls from one client: calls/s the server ran | %s |" % (
             _fmt(row("oneway", servers[0]).get("sent")),
             " | ".join(_fmt(row("oneway", s).get("calls_per_s")) for s in servers)),
     ]
     return "\n".join(lines)
+
 
 if __name__ == "__main__":
     sys.exit("use python -m benchmarks")

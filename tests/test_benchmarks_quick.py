@@ -130,3 +130,58 @@ def _check_publish(data, tables, tmp_path):
     assert "None" not in text and "nan" not in text
     results = (bench_dir / "RESULTS.md").read_text()
     assert report.MARK_BEGIN in results and "### 2. Fan-in" in results
+
+
+def _refusing_run():
+    """A run in which Pyro5's thread server (a pool of 80 threads) refused most of 1,000 connections."""
+    io = [{"server": "geopyro greenlet", "method": "gevent.sleep", "connections": 1000, "connected": 1000,
+           "refused": 0, "completed": 1000, "sleep_s": 0.05, "bursts": 5, "wall_s": 0.1, "x_ideal": 2.0,
+           "walls_ms": [100.0]},
+          {"server": "geopyro multiplex", "applies": False, "note": "one call at a time by design"},
+          {"server": "Pyro5 thread", "method": "time.sleep", "connections": 1000, "connected": 80, "refused": 920,
+           "completed": 80, "sleep_s": 0.05, "bursts": 5, "wall_s": 0.051, "x_ideal": 1.02, "walls_ms": [51.0],
+           "threadpool": 80}]
+    idle = [{"server": "Pyro5 thread", "connections": 10000, "held": 80, "refused": 9920, "rss_before_kb": 1024,
+             "rss_after_kb": 3072, "kb_per_connection": 25.6}]
+    fanin = [{"server": "Pyro5 thread", "connections": 1000, "connected": 80, "refused": 920, "errors": 0,
+              "calls_per_s": 10000.0, "p50_ms": 5.0, "p99_ms": 30.0, "server_cpu_us": 100.0, "load_cpu_us": 60.0,
+              "threadpool": 80}]
+    return {"meta": {"date": "today", "mode": "default", "settings": {"procs": 2, "fanin_s": 4.0},
+                     "machine": {"cpu_model": "cpu", "nproc": "2", "implementation": "CPython", "python": "3",
+                                 "versions": {"Pyro5": "5", "gevent": "2"}}},
+            "scenarios": {"io_bound": {"rows": io}, "idle": {"rows": idle}, "fanin": {"rows": fanin}},
+            "targets": [{"target": "a goal", "requirement": ">= 1x", "measured": 1.0, "met": True, "detail": ""}]}
+
+
+def test_tables_say_why_pyro5_thread_server_refused():
+    """A server that refused connections gets the reason instead of a wall time that is not the same work."""
+    data = _refusing_run()
+    table = report.io_bound_table(data)
+    row = [line for line in table.splitlines() if line.startswith("| Pyro5 thread |")][0]
+    assert "920 of 1,000 connections refused" in row and "(80 threads)" in row, row
+    assert "51.0" not in row and "1.02x" not in row, row  # 80 of 1,000 calls: no wall time to compare
+    assert "| 100.0 | 2.00x |" in table  # geopyro's row keeps its numbers
+    text = report.markdown_tables(data, targets=False)
+    assert "THREADPOOL_SIZE = 80" in text and "Targets" not in text and "a goal" not in text
+    assert "### Targets" in report.markdown_tables(data)  # the runner still prints them
+    summary = report.readme_summary(data)
+    assert "10,000 from the 80 connections it accepted, 920 refused" in summary
+    assert "only 80 of 1,000 run, 920 connections refused (80 threads, one per connection)" in summary
+    assert "25.6 (80 held, 9,920 refused)" in summary
+    assert "None" not in summary and "nan" not in summary
+
+
+def test_refusal_note_without_pool_size_uses_accepted_count():
+    """Results written before the pool size was recorded: the connections accepted stand for it."""
+    row = {"server": "Pyro5 thread", "connections": 200, "connected": 80, "refused": 120}
+    assert report.refusal_note(row).endswith("(80 threads)")
+    assert report.refusal_note(dict(row, refused=0)) == ""
+    assert "pool" not in report.refusal_note(dict(row, server="geopyro greenlet"))
+
+
+def test_pyro5_threadpool_size_is_pyro5s_default():
+    from benchmarks import run
+    from Pyro5.configure import Configuration
+    config = Configuration()
+    config.reset(use_environment=False)
+    assert run.pyro5_threadpool_size() == config.THREADPOOL_SIZE
