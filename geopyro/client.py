@@ -29,7 +29,7 @@ from greenlet import getcurrent
 from . import config, core, errors, program, protocol, protocol48, serializers, socketutil
 from .callcontext import current_context
 
-__all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
+__all__ = ["Proxy", "BatchProxy", "SerializedBlob", "Future"]
 
 log = logging.getLogger("geopyro.client")
 
@@ -720,6 +720,7 @@ class Future:
 
     @property
     def ready(self):
+        """True once the call has finished (with a result or an exception); never waits."""
         if self._thread_result is not None:
             return self._thread_result.done()
         return self._result.ready()
@@ -734,6 +735,7 @@ class Future:
 
     @property
     def value(self):
+        """The call's result, waiting for it if need be; raises the call's exception if it failed."""
         if self._thread_result is not None:
             return self._thread_result.result()
         return self._result.get()

@@ -150,6 +150,7 @@ class CallRunner:
 
     @property
     def uses_threads(self):
+        """True when calls without a mark go to the thread pool (an unpatched program, or "thread" forced)."""
         return self.default == THREAD
 
     @property

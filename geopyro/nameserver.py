@@ -320,6 +320,8 @@ class AutoCleaner(threading.Thread):
         return True if self._stopping.is_set() else _answers(uri)
 
     def sweep(self):
+        """Try each registration once (not the name server's own) and remove those whose server has not
+        answered for ``max_unreachable_time`` seconds or more."""
         registrations = {name: uri for name, uri in self.nameserver.list().items() if name not in _RESERVED}
         pool = gevent.pool.Pool(self.concurrency)
         alive = dict(zip(registrations, pool.imap(self._answers, registrations.values())))
@@ -437,12 +439,15 @@ class BroadcastServer:
 
     @property
     def sockets(self):
+        """The UDP socket while the broadcast server runs (for an outside loop to wait on), else none."""
         return [self.sock] if self.running else []
 
     def getPort(self):
+        """The UDP port the broadcast socket is bound to (the one the OS chose when asked for port 0)."""
         return self._port
 
     def fileno(self):
+        """The broadcast socket's file descriptor, for ``select()`` in an event loop of your own."""
         return self._fileno  # stays the same when the socket moves to another thread's hub
 
     def _own_socket(self):
@@ -541,6 +546,7 @@ class _BroadcastTransport(_multiplex_base()):
 
     @property
     def sockets(self):
+        """The broadcast server's sockets, so a daemon that combines this transport waits on them too."""
         return self.bcserver.sockets
 
     @property

@@ -35,12 +35,14 @@ def _need(args, low, high, what):
 
 
 def cmd_ping(ns, args, options):
+    """``ping``: check that the name server answers."""
     _need(args, 0, 0, "no arguments")
     ns.ping()
     print("Name server ping ok.")
 
 
 def cmd_list(ns, args, options):
+    """``list [prefix]``: print every registration (or those whose name starts with ``prefix``) and its metadata."""
     _need(args, 0, 1, "at most one argument: prefix")
     if args:
         _print_list(ns.list(prefix=args[0], return_metadata=True), "- prefix '%s'" % args[0])
@@ -49,21 +51,25 @@ def cmd_list(ns, args, options):
 
 
 def cmd_listmatching(ns, args, options):
+    """``listmatching pattern``: print the registrations whose name matches the regular expression (from its start)."""
     _need(args, 1, 1, "one argument: pattern")
     _print_list(ns.list(regex=args[0], return_metadata=True), "- regex '%s'" % args[0])
 
 
 def cmd_yplookup_all(ns, args, options):
+    """``yplookup_all tag...`` (or ``listmeta_all``): print the registrations that have every one of the tags."""
     _need(args, 1, sys.maxsize, "at least one metadata tag argument")
     _print_list(ns.yplookup(meta_all=args, return_metadata=True), " - searched by metadata")
 
 
 def cmd_yplookup_any(ns, args, options):
+    """``yplookup_any tag...`` (or ``listmeta_any``): print the registrations that have at least one of the tags."""
     _need(args, 1, sys.maxsize, "at least one metadata tag argument")
     _print_list(ns.yplookup(meta_any=args, return_metadata=True), " - searched by metadata")
 
 
 def cmd_lookup(ns, args, options):
+    """``lookup name``: print the URI registered for the name, and its metadata if it has any."""
     _need(args, 1, 1, "one argument: name")
     uri, metadata = ns.lookup(args[0], return_metadata=True)
     print(uri)
@@ -72,17 +78,21 @@ def cmd_lookup(ns, args, options):
 
 
 def cmd_register(ns, args, options):
+    """``register name uri``: register the name for the URI; a name that is registered already is refused."""
     _need(args, 2, 2, "two arguments: name uri")
     ns.register(args[0], args[1], safe=True)
     print("Registered %s" % args[0])
 
 
 def cmd_remove(ns, args, options):
+    """``remove name``: remove one registration and say whether there was one to remove."""
     _need(args, 1, 1, "one argument: name")
     print("Removed %s" % args[0] if ns.remove(args[0]) else "Nothing removed")
 
 
 def cmd_removematching(ns, args, options):
+    """``removematching pattern``: remove every name the regular expression matches, after asking first
+    (unless ``-y`` was given); print how many were removed."""
     _need(args, 1, 1, "one argument: pattern")
     if not options.yes:
         answer = input("Potentially removing lots of items from the Name server. Are you sure (y/n)?").strip()
@@ -93,6 +103,7 @@ def cmd_removematching(ns, args, options):
 
 
 def cmd_setmeta(ns, args, options):
+    """``setmeta name [tag...]``: replace the name's metadata with the tags given (no tags: clear it)."""
     _need(args, 1, sys.maxsize, "arguments: name and zero or more metadata tags")
     metadata = set(args[1:])
     ns.set_metadata(args[0], metadata)

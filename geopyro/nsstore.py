@@ -253,9 +253,11 @@ class MemoryStorage(_Mapping):
         return {name: uri for name, (uri, meta) in self._snapshot().items() if not meta_any.isdisjoint(meta)}
 
     def count(self):
+        """How many names are registered."""
         return len(self._items)
 
     def close(self):
+        """Nothing to release (the registrations go with the object); here so both stores offer the same methods."""
         pass
 
 
@@ -458,12 +460,16 @@ class SqlStorage(_Mapping):
     # the storage interface
 
     def entry(self, name):
+        """(uri, metadata) of a name, read on the store's own connection; KeyError if unknown."""
         return self._run(self._do_get, name)
 
     def put(self, name, uri, metadata, replace=True):
+        """Store a registration in one write transaction; False (and nothing stored) if it exists and ``replace``
+        is off."""
         return self._run(self._do_put, name, uri, metadata, replace, write=True)
 
     def set_metadata(self, name, metadata):
+        """Replace a name's metadata in one write transaction; False if the name is unknown."""
         return self._run(self._do_set_metadata, name, metadata, write=True)
 
     def delete(self, names):
@@ -479,15 +485,20 @@ class SqlStorage(_Mapping):
         return removed
 
     def names(self):
+        """A snapshot: name -> uri, read in one transaction on the bulk-read connection."""
         return self._read(self._do_names)
 
     def metadata_of(self, names):
+        """name -> metadata for those of ``names`` that are registered, read on the bulk-read connection."""
         return self._read(self._do_metadata_of, names)
 
     def by_metadata(self, meta_all=None, meta_any=None):
+        """name -> uri of the registrations having all of ``meta_all`` (or any of ``meta_any``), read on the
+        bulk-read connection."""
         return self._read(self._do_by_metadata, meta_all, meta_any)
 
     def count(self):
+        """How many names are registered (asked on the store's own connection)."""
         return self._run(self._do_count)
 
     def _close_db(self, which="_db"):

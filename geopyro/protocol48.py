@@ -99,10 +99,13 @@ def serializer_id_to_48(serializer_id):
 
 
 def is_pyro4_serializer(serializer_id):
+    """True if ``serializer_id`` is one of geopyro's Pyro4 ids: a message with it goes out in protocol 48."""
     return serializer_id >= PYRO4_SERIALIZER_BASE
 
 
 def checksum(msgtype, flags, seq, serializer_id, data_size, ann_size):
+    """The header checksum of these wire values (48 flags and serializer id): their sum plus the version and
+    ``CHECKSUM_MAGIC``, modulo 2**16."""
     return (msgtype + PROTOCOL_VERSION + data_size + ann_size + serializer_id + flags + seq + CHECKSUM_MAGIC) & 0xFFFF
 
 
@@ -170,6 +173,7 @@ class MessageReader48(protocol.BufferedReader):
         self.defer_large_hmac = defer_large_hmac
 
     def feed(self, data):
+        """Add received bytes. Raises ProtocolError as soon as the buffer cannot start a 48 message."""
         buf = self._buf
         buf += data
         if self._header is None and buf[:len(_PREFIX)] != _PREFIX[:len(buf)]:

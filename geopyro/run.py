@@ -187,6 +187,8 @@ USAGE = "usage: python -m geopyro.run [--patch] (script.py | -m module) [args...
 
 
 def main(argv=None):
+    """The launcher: monkey-patch if ``--patch`` is given, install the alias, then run the script or ``-m``
+    module with the remaining arguments as its ``sys.argv``; returns the exit code (2 for bad usage)."""
     args = list(sys.argv[1:] if argv is None else argv)
     patch = False
     if args and args[0] == "--patch":

@@ -685,6 +685,8 @@ class JsonSerializer(_HookedSerializer):
     _type_replacements = {}
 
     def default(self, obj):
+        """json's hook for what it cannot encode: type replacements and the shared conversions first, then a
+        date or datetime as its ISO string, anything else as a class dict."""
         obj = self._replace(obj)
         if isinstance(obj, (list, tuple, str, int, float, bool, type(None), dict)):
             return obj
@@ -721,6 +723,8 @@ class MsgpackSerializer(_HookedSerializer):
     _type_replacements = {}
 
     def default(self, obj):
+        """msgpack's hook for what it cannot encode: type replacements and the shared conversions first, then ext
+        types for complex numbers, naive datetimes, dates and integers beyond 64 bits, anything else as a class dict."""
         obj = self._replace(obj)
         if isinstance(obj, (list, tuple, str, bytes, float, bool, type(None), dict)):
             return obj
@@ -739,12 +743,14 @@ class MsgpackSerializer(_HookedSerializer):
         return self.class_to_dict(obj)
 
     def object_hook(self, obj):
+        """msgpack's hook for every map read: one with a ``__class__`` key becomes the object it describes."""
         if "__class__" in obj:
             return self.dict_to_class(obj)
         return obj
 
     @staticmethod
     def ext_hook(code, data):
+        """msgpack's hook for ext types: the complex, integer, datetime or date that ``default`` wrote as one."""
         if code == 0x30:
             real, imag = struct.unpack("dd", data)
             return complex(real, imag)

@@ -341,7 +341,8 @@ class Daemon:
         return self.transportServer.events(eventsockets)
 
     def combine(self, daemon):
-        """Serve another daemon from this daemon's request loop (multiplex server type)."""
+        """Serve another daemon from this daemon's request loop: on the multiplex type from the same selector
+        (the other must be multiplex too), on the greenlet type by running its loop in a greenlet beside this one."""
         log.debug("combining event loop with other daemon")
         self.transportServer.combine_loop(daemon.transportServer)
 

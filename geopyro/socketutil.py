@@ -591,12 +591,15 @@ class SocketConnection:
 
     @property
     def closed(self):
+        """True once ``close()`` was called."""
         return self._closed
 
     def fileno(self):
+        """The socket's file descriptor."""
         return self.sock.fileno()
 
     def family(self):
+        """The socket's address family: 'IPv4', 'IPv6' or 'Unix'."""
         return family_str(self.sock)
 
     def getpeername(self):
@@ -609,12 +612,15 @@ class SocketConnection:
         return self._peer
 
     def setTimeout(self, timeout):
+        """Set the socket's timeout in seconds (None: no limit)."""
         self.sock.settimeout(timeout)
 
     def getTimeout(self):
+        """The socket's timeout in seconds (None: no limit)."""
         return self.sock.gettimeout()
 
     def getpeercert(self):
+        """The peer's TLS certificate as a dict; None on a plain socket or when the peer sent none."""
         try:
             return self.sock.getpeercert()
         except AttributeError:

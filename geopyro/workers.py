@@ -590,6 +590,8 @@ def _parser():
 
 
 def main(args=None):
+    """``geopyro-serve``: run the arbiter and its workers (or, with the internal ``--worker``, one worker);
+    returns the exit code."""
     parser = _parser()
     args = parser.parse_args(args)
     if args.workers < 0:

@@ -104,15 +104,18 @@ class StopSignal:
         self._thread = os_thread_id()
 
     def set(self):
+        """Request the stop; from another thread the loop's hub sets it, soon after."""
         if os_thread_id() == self._thread:
             self._event.set()
         else:
             self._hub.loop.run_callback_threadsafe(self._event.set)
 
     def is_set(self):
+        """True once a stop has been requested (and, from another thread, delivered)."""
         return self._event.is_set()
 
     def wait(self, timeout):
+        """Wait cooperatively up to ``timeout`` seconds for a stop request; True if one came."""
         return self._event.wait(timeout)
 
 
@@ -128,18 +131,21 @@ class LoopState:
         self._stopped_real.set()
 
     def started(self):
+        """Note that the request loop runs, in the calling thread and greenlet."""
         self.thread = os_thread_id()
         self.greenlet = gevent.getcurrent()
         self._stopped_green.clear()
         self._stopped_real.clear()
 
     def stopped(self):
+        """Note that the request loop ended, and wake whoever waits in ``wait_stopped``."""
         self.thread = self.greenlet = None  # first: a waiter woken by the events must see the loop gone
         self._stopped_green.set()
         self._stopped_real.set()
 
     @property
     def running(self):
+        """True while a request loop runs (from its start until ``stopped``)."""
         return self.thread is not None
 
     def wait_stopped(self, timeout, handler_greenlets=(), inside_call=False):
@@ -211,4 +217,5 @@ class MadeAsPyro5Makes:
             super().__init__(daemon, settings if settings is not None else config, host, port, unixsocket)
 
     def init(self, daemon, host, port, unixsocket=None):
+        """Pyro5's second step: set the server up for ``daemon`` (listening socket included), with the global config."""
         super().__init__(daemon, config, host, port, unixsocket)

@@ -39,16 +39,20 @@ class ExistingConnectionServer:
 
     @property
     def selector(self):
+        """Not there: one connection needs no selector (raises TypeError, as Pyro5's server does)."""
         raise TypeError("single-connection server doesn't have multiplexing selector")
 
     @property
     def sockets(self):
+        """The one connected socket while it is open, for an outside loop to wait on."""
         return [self.sock] if self.conn is not None else []
 
     def combine_loop(self, other):
+        """Refused (PyroError): a server of one connected socket serves no other daemon, as in Pyro5."""
         raise errors.PyroError("cannot combine servers when using user-supplied connected socket")
 
     def events(self, eventsockets):
+        """Refused (PyroError): this server cannot be driven by an outside event loop, as in Pyro5."""
         raise errors.PyroError("cannot combine events when using user-supplied connected socket")
 
     def _serve_one(self):
@@ -98,9 +102,11 @@ class ExistingConnectionServer:
             self._loop.stopped()
 
     def shutdown(self):
+        """End the request loop and close the connection (the socket itself stays open: it is the caller's)."""
         if self._stop is not None:
             self._stop.set()
         self.close()
 
     def close(self):
+        """Let go of the connection: the daemon is told the client left, and the socket stays the caller's."""
         self._finish()

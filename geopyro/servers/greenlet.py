@@ -162,6 +162,7 @@ class GreenletServer:
         self._combined.append(other)
 
     def request_stop(self):
+        """Ask the request loop to end, closing nothing (a loop that combines this one stops it so)."""
         if self._stop is not None:
             self._stop.set()
 

@@ -647,6 +647,7 @@ class MultiplexServer:
     # --- ending ---
 
     def request_stop(self):
+        """Ask the request loop to end and wake its selector, closing nothing and waiting for nothing."""
         if self._stop is not None:
             self._stop.set()
             self._wake()

@@ -68,9 +68,11 @@ class EchoServer:
         yield "three"
 
     def nan(self):
+        """Return NaN (a float that some serializers carry and others cannot)."""
         return float("nan")
 
     def inf(self):
+        """Return infinity (a float that some serializers carry and others cannot)."""
         return float("inf")
 
     def _private(self):
@@ -88,6 +90,7 @@ class EchoServer:
 
     @property
     def verbose(self):
+        """Whether the echo server prints each call it gets (settable remotely, as in Pyro5)."""
         return self._verbose
 
     @verbose.setter

@@ -90,6 +90,7 @@ class Configuration:
             object.__setattr__(self, "SERIALIZERS_ACCEPTED", {item.strip() for item in accepted.split(",")})
 
     def asDict(self):
+        """Every item, shared and Pyro4-only, as a dict of name -> current value."""
         result = {name: getattr(self, name) for name in _SHARED}
         result.update((name, getattr(self, name)) for name in _PYRO4_ONLY)
         return result
@@ -103,6 +104,7 @@ class Configuration:
         return result
 
     def dump(self):
+        """The configuration as text: a version line, then one ``NAME = value`` line per item, sorted by name."""
         from . import constants
         lines = ["Pyro version: %s (Pyro4's API on geopyro)" % constants.VERSION, "Active configuration settings:"]
         lines += ["%s = %s" % item for item in sorted(self.asDict().items())]
