@@ -633,7 +633,8 @@ def readme_summary(data):
         "| 1,000 connections calling nonstop: calls/s, all together | %s; patched program %s | %s | %s | %s |" % (
             fanin(servers[0], 1000), fanin(FANIN_PATCHED, 1000), fanin(servers[1], 1000), fanin(servers[2], 1000),
             fanin(servers[3], 1000)),
-        "| %s calls at once to a method waiting %s ms on I/O: time to the last reply (median) | %s |" % (
+        "| %s calls at once to a method waiting %s ms on I/O (geopyro: `gevent.sleep` in a `@cooperative` method, "
+        "inline; Pyro5: `time.sleep`): time to the last reply (median) | %s |" % (
             _fmt(io_row.get("connections")), _fmt(io_row.get("sleep_s") and io_row["sleep_s"] * 1000, "{:g}"),
             " | ".join(io(s) for s in servers)),
         "| method computing 20 ms in pure Python: calls/s in 1 process; `geopyro-serve --workers 2` "
