@@ -56,3 +56,24 @@ def test_a_page_the_index_does_not_link_is_reported(tmp_path):
     sound_site(tmp_path)
     write(str(tmp_path), "orphan.html", '<a href="index.html">home</a>')
     assert check_links.check(str(tmp_path)) == ["index.html does not link orphan.html"]
+
+
+def test_relative_links_of_the_repositorys_markdown_files_resolve():
+    """README.md and the other Markdown files outside the site are read on their own (on a code host, in a
+    clone): each relative link must name a file that exists."""
+    import re
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    missing = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("_build", "node_modules", "results")]
+        for name in files:
+            if not name.endswith(".md"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as f:
+                for target in link.findall(f.read()):
+                    if "://" in target or target.startswith("mailto:"):
+                        continue
+                    if not os.path.exists(os.path.normpath(os.path.join(folder, target))):
+                        missing.append("%s -> %s" % (os.path.relpath(path, ROOT), target))
+    assert missing == []
