@@ -169,7 +169,13 @@ class BlockingCallWarning(RuntimeWarning):
 
 
 def logging_configured(logger):
-    """True when a record of ``logger`` reaches a handler that writes somewhere (not only NullHandlers)."""
+    """True when a WARNING of ``logger`` reaches a handler that writes somewhere (not only NullHandlers).
+
+    A logger that is configured but set above WARNING (as a Pyro5 program's "Pyro5" logger is, see
+    geopyro.run) does not count: the warning would be lost there.
+    """
+    if not logger.isEnabledFor(logging.WARNING):
+        return False
     while logger is not None:
         if any(not isinstance(handler, logging.NullHandler) for handler in logger.handlers):
             return True

@@ -18,6 +18,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import os
 import runpy
 import sys
 
@@ -130,6 +131,7 @@ def install():
                                % name.partition(".")[0])
     sys.meta_path.insert(0, _finder)
     _log_through_pyro5_loggers(True)
+    _silence_like_pyro5(True)
 
 
 # geopyro's logger -> the logger of Pyro5 that stands for it
@@ -163,11 +165,36 @@ def _log_through_pyro5_loggers(on):
         logging.getLogger(ours).parent = logging.getLogger(theirs if on else parent or "")
 
 
+_PYRO5_SILENT = 9999  # the level Pyro5 gives its "Pyro5" logger when PYRO_LOGLEVEL is not set
+_silenced = []  # the "Pyro5" logger, while _silence_like_pyro5 holds it at that level
+
+
+def _silence_like_pyro5(on):
+    """Give the "Pyro5" logger the level Pyro5 gives it: off, unless PYRO_LOGLEVEL is set.
+
+    A Pyro5 program that configures logging sees none of Pyro5's records unless it
+    sets PYRO_LOGLEVEL or the "Pyro5" logger's level itself; under the launcher it
+    sees as little of geopyro's. (The level is set before the program runs, so a
+    level the program sets, before or after its import of Pyro5, wins. The blocking
+    detector's warning still shows, as a BlockingCallWarning.)
+    """
+    pyro5 = logging.getLogger("Pyro5")
+    if on and not os.environ.get("PYRO_LOGLEVEL") and pyro5.level == logging.NOTSET:
+        pyro5.setLevel(_PYRO5_SILENT)
+        _silenced.append(pyro5)
+    elif not on:
+        while _silenced:
+            logger = _silenced.pop()
+            if logger.level == _PYRO5_SILENT:
+                logger.setLevel(logging.NOTSET)
+
+
 def uninstall():
     """Undo ``install`` (for tests): Pyro5's names are forgotten, geopyro's modules stay."""
     if _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
         _log_through_pyro5_loggers(False)
+        _silence_like_pyro5(False)
     for name in list(sys.modules):
         if _is_aliased(name):
             del sys.modules[name]
