@@ -360,7 +360,7 @@ def io_bound_table(data):
         cells.append([_name(r), r["method"], _fmt(r["connections"]), _fmt(r["completed"]), _fmt(r["refused"]),
                       wall, x_ideal, walls])
     sleep_ms = _fmt(r0.get("sleep_s") and r0["sleep_s"] * 1000, "{:g}")
-    return ("### 3. I/O-bound: concurrent calls to a method sleeping 50 ms (median of %s bursts)\n\n"
+    return ("### 3. I/O-bound: concurrent calls to a method sleeping %s ms (median of %s bursts)\n\n"
             "Each row: %s connections connect first, then all of them at once call a method that waits %s ms, "
             "standing in for a call that waits on the network (a database, another service): `gevent.sleep` on "
             "geopyro (the method is marked `@cooperative`, so it runs inline in its connection's greenlet, without "
@@ -369,7 +369,7 @@ def io_bound_table(data):
             "run one call at a time, so they are not measured. Pyro5's thread server serves one connection per "
             "pool thread%s and refuses the rest; a burst it could not run in full gets no wall time. The row with "
             "a larger `THREADPOOL_SIZE` gives it a thread per connection, for reference (not its default).\n\n"
-            % (r0.get("bursts", 1), _fmt(r0.get("connections")), sleep_ms, sleep_ms, _pool_phrase(rows))
+            % (sleep_ms, r0.get("bursts", 1), _fmt(r0.get("connections")), sleep_ms, sleep_ms, _pool_phrase(rows))
             + _table(["server", "sleep", "calls", "completed (each burst)", "refused", "wall ms", "vs ideal",
                       "every burst, ms"], cells + _errors(rows, 8)))
 

@@ -166,7 +166,7 @@ def _log_through_pyro5_loggers(on):
 
 
 _PYRO5_SILENT = 9999  # the level Pyro5 gives its "Pyro5" logger when PYRO_LOGLEVEL is not set
-_silenced = []  # the "Pyro5" logger, while _silence_like_pyro5 holds it at that level
+_silenced = False  # True while _silence_like_pyro5 holds the "Pyro5" logger at that level
 
 
 def _silence_like_pyro5(on):
@@ -178,15 +178,15 @@ def _silence_like_pyro5(on):
     level the program sets, before or after its import of Pyro5, wins. The blocking
     detector's warning still shows, as a BlockingCallWarning.)
     """
+    global _silenced
     pyro5 = logging.getLogger("Pyro5")
     if on and not os.environ.get("PYRO_LOGLEVEL") and pyro5.level == logging.NOTSET:
         pyro5.setLevel(_PYRO5_SILENT)
-        _silenced.append(pyro5)
-    elif not on:
-        while _silenced:
-            logger = _silenced.pop()
-            if logger.level == _PYRO5_SILENT:
-                logger.setLevel(logging.NOTSET)
+        _silenced = True
+    elif not on and _silenced:
+        _silenced = False
+        if pyro5.level == _PYRO5_SILENT:  # (a level the program set stays)
+            pyro5.setLevel(logging.NOTSET)
 
 
 def uninstall():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from support import SEED_NUMBERING
 
 from conformance import catalogue
 
@@ -66,7 +67,6 @@ def test_unknown_target_is_a_usage_error():
     assert "geopyro" in proc.stderr and "pyro5" in proc.stderr, proc.stderr
 
 
-SEED_NUMBERING = re.compile(r"\b00[0-4] Pyro|\(rst\)|\u00a7")  # how sources were named before they had titles
 
 
 def test_every_check_has_exactly_one_topic():

@@ -8,11 +8,11 @@ two checks; one opens the page in headless Chromium when it is installed.
 import html.parser
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
+from support import SEED_NUMBERING
 
 from conformance import report
 
@@ -33,7 +33,6 @@ CHECKS = {
                          [(MANUAL, "Controlling Instance modes and Instance creation", None)]),
 }
 # what a user must never see: the numbering of the specification files the catalogue was built from
-SEED_NUMBERING = re.compile(r"\b00[0-4] Pyro|\(rst\)|\u00a7")
 # (check, server, client) -> (outcome, message); every outcome kind appears
 OUTCOMES = {
     ("oneway.returns-early", "geopyro", "geopyro"): ("passed", ""),

@@ -6,12 +6,12 @@ Each test writes an adapter into a temporary folder (nothing in the conformance 
 
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from support import SEED_NUMBERING
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -155,7 +155,6 @@ BROKEN_ADAPTER = textwrap.dedent('''
         target.URI = URI
         return target
 ''')
-SEED_NUMBERING = re.compile(r"\b00[0-4] Pyro|\(rst\)|\u00a7")  # how sources were named before they had titles
 
 
 def test_a_failing_check_says_what_it_verifies_and_where_that_is_documented(tmp_path):

@@ -106,7 +106,6 @@ def run_pyro5_program(tmp_path, launcher, extra="", after="", **env):
     script = tmp_path / "program.py"
     script.write_text(PYRO5_PROGRAM.format(extra=extra, after=after))
     environment = child_env()
-    environment.pop("PYRO_LOGLEVEL", None)
     environment.update(env)
     command = [sys.executable] + (["-m", "geopyro.run"] if launcher else []) + [str(script)]
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60, cwd=str(tmp_path))

@@ -13,6 +13,7 @@ import sys
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 SERVER_EXTENSIONS = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
 CLIENT_EXTENSIONS = "extendedKeyUsage=clientAuth\n"
+FILES = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")  # what the example needs
 
 
 def openssl(*args, folder):

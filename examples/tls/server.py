@@ -1,11 +1,14 @@
 """TLS server: two-way TLS (the client shows a certificate too); the method sees who called.
 
-python server.py [--forever]: makes certificates with make_certs.py if ./certs is missing, serves,
-runs client.py and stops.
+python server.py: makes fresh certificates in a temporary folder (make_certs.py), serves, runs
+client.py and stops. python server.py --forever: makes them in ./certs (unless all are there) and
+serves until Ctrl-C, for python client.py <uri> certs.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 import gevent
 from gevent import subprocess
@@ -26,24 +29,41 @@ class Safe:
 
 
 def main(forever=False):
-    if not os.path.exists(os.path.join(CERTS, "server.pem")):
-        import make_certs
+    import make_certs
+    if not forever:
+        certs = tempfile.mkdtemp(prefix="geopyro-tls-")
+        try:
+            return serve_once(make_certs.main(certs))
+        finally:
+            shutil.rmtree(certs, ignore_errors=True)
+    if not all(os.path.exists(os.path.join(CERTS, name)) for name in make_certs.FILES):
         make_certs.main(CERTS)
+    serve(CERTS).requestLoop()
+    return 0
+
+
+def serve(certs):
+    """A daemon with Safe registered, serving two-way TLS with the certificates in ``certs``."""
     api.config.SSL = True
-    api.config.SSL_SERVERCERT = os.path.join(CERTS, "server.pem")
-    api.config.SSL_SERVERKEY = os.path.join(CERTS, "server.key")
+    api.config.SSL_SERVERCERT = os.path.join(certs, "server.pem")
+    api.config.SSL_SERVERKEY = os.path.join(certs, "server.key")
     api.config.SSL_REQUIRECLIENTCERT = True              # two-way: no certificate, no connection
-    api.config.SSL_CACERTS = os.path.join(CERTS, "ca.pem")  # the CA that signs client certificates
+    api.config.SSL_CACERTS = os.path.join(certs, "ca.pem")  # the CA that signs client certificates
     daemon = api.Daemon(host="localhost")
-    uri = daemon.register(Safe, "safe")
-    print("server: serving", uri, flush=True)
-    if forever:
-        daemon.requestLoop()
-        return 0
+    print("server: serving", daemon.register(Safe, "safe"), flush=True)
+    return daemon
+
+
+def serve_once(certs):
+    """Serve while client.py runs, then stop; the client's exit code."""
+    daemon = serve(certs)
     loop = gevent.spawn(daemon.requestLoop)
-    client = subprocess.run([sys.executable, os.path.join(HERE, "client.py"), str(uri), CERTS])
-    daemon.shutdown()
-    loop.join(5)
+    try:
+        client = subprocess.run([sys.executable, os.path.join(HERE, "client.py"), str(daemon.uriFor("safe")), certs],
+                                timeout=50)
+    finally:
+        daemon.shutdown()
+        loop.join(5)
     return client.returncode
 
 
