@@ -341,7 +341,9 @@ class AutoCleaner(threading.Thread):
                          registrations[name], self.max_unreachable_time)
                 del self.unreachable[name]
             _wait_for(self.nameserver.lock)
-            self.nameserver.storage.delete(gone)
+            # only if still registered to the uri that did not answer: a server that registered again
+            # meanwhile (restarted on another port, say) keeps its new registration
+            self.nameserver.storage.delete(gone, expected_uris={name: registrations[name] for name in gone})
         if self.unreachable:
             log.debug("autoclean: %d of %d names unreachable", len(self.unreachable), len(registrations))
 

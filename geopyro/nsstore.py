@@ -220,11 +220,14 @@ class MemoryStorage(_Mapping):
             self._items[name] = (self._items[name][0], metadata)
         return True
 
-    def delete(self, names):
-        """Remove names; the number actually removed."""
+    def delete(self, names, expected_uris=None):
+        """Remove names; the number actually removed. With ``expected_uris`` ({name: uri}) a name is removed only
+        if it still stands for that uri (a registration made meanwhile stays)."""
         removed = 0
         with self._lock:
             for name in names:
+                if expected_uris is not None and self._items.get(name, (None,))[0] != expected_uris.get(name):
+                    continue
                 removed += self._items.pop(name, None) is not None
         return removed
 
@@ -402,11 +405,13 @@ class SqlStorage(_Mapping):
         db.executemany("INSERT INTO pyro_metadata(object, metadata) VALUES (?, ?)", ((dbid, item) for item in metadata))
         return True
 
-    def _do_delete(self, db, names):
-        """Remove names with their metadata; the ids whose metadata is left to purge (when there is a lot)."""
+    def _do_delete(self, db, names, expected_uris=None):
+        """Remove names with their metadata (with ``expected_uris``, only those still standing for that uri); the
+        ids whose metadata is left to purge (when there is a lot)."""
         self._fill_keys(db, names)
-        ids = [row[0] for row in db.execute("SELECT id FROM pyro_names WHERE name IN (SELECT key FROM "
-                                            "temp.geopyro_keys)")]
+        ids = [row[0] for row in db.execute("SELECT id, name, uri FROM pyro_names WHERE name IN (SELECT key FROM "
+                                            "temp.geopyro_keys)")
+               if expected_uris is None or expected_uris.get(row[1]) == row[2]]
         db.execute("DELETE FROM temp.geopyro_keys")
         self._fill_ids(db, ids)
         rows = db.execute("SELECT count(*) FROM pyro_metadata WHERE object IN (SELECT id FROM temp.geopyro_ids)")
@@ -472,13 +477,15 @@ class SqlStorage(_Mapping):
         """Replace a name's metadata in one write transaction; False if the name is unknown."""
         return self._run(self._do_set_metadata, name, metadata, write=True)
 
-    def delete(self, names):
+    def delete(self, names, expected_uris=None):
         """Remove names, DELETE_BATCH per transaction; a huge metadata set goes METADATA_BATCH rows at a time
-        after its name, so that other requests get their turn in between."""
+        after its name, so that other requests get their turn in between. With ``expected_uris`` ({name: uri})
+        a name is removed only if it still stands for that uri, checked in the transaction that removes it."""
         names = list(names)
         removed = 0
         for start in range(0, len(names), self.DELETE_BATCH):
-            count, left = self._run(self._do_delete, names[start:start + self.DELETE_BATCH], write=True)
+            count, left = self._run(self._do_delete, names[start:start + self.DELETE_BATCH], expected_uris,
+                                    write=True)
             removed += count
             while left and not self._run(self._do_purge, left, write=True):
                 pass

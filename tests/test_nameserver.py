@@ -408,6 +408,40 @@ def test_autoclean_removes_dead_registrations(quick_cleaner, clean_config, daemo
         ns.ping()
 
 
+def test_a_store_deletes_only_names_still_standing_for_the_expected_uri(storage):
+    store = nameserver.make_storage(storage)
+    try:
+        store.put("kept", "PYRO:new@127.0.0.1:2", {"m"})
+        store.put("gone", "PYRO:old@127.0.0.1:3", {"m"})
+        expected = {"kept": "PYRO:old@127.0.0.1:1", "gone": "PYRO:old@127.0.0.1:3"}
+        assert store.delete(["kept", "gone", "never"], expected_uris=expected) == 1
+        assert sorted(store.names()) == ["kept"] and store.entry("kept") == ("PYRO:new@127.0.0.1:2", {"m"})
+        assert store.delete(["kept"]) == 1  # without expectations: by name, as before
+    finally:
+        store.close()
+
+
+def test_autoclean_keeps_a_name_registered_again_during_its_sweep(quick_cleaner, monkeypatch, storage):
+    """A server that died, then registered again (on another port) while a sweep was probing its old uri:
+    the sweep removes nothing, since the name no longer stands for the uri that did not answer."""
+    monkeypatch.setattr(nameserver.AutoCleaner, "max_unreachable_time", 0.0)
+    ns = nameserver.NameServer(nameserver.make_storage(storage))
+    try:
+        ns.register("service", "PYRO:obj@127.0.0.1:1")
+        ns.register("dead", "PYRO:obj@127.0.0.1:2")
+        cleaner = nameserver.AutoCleaner(ns)
+
+        def probe(uri):
+            if uri == "PYRO:obj@127.0.0.1:1":
+                ns.register("service", "PYRO:obj@127.0.0.1:3")  # the restarted server, during the probe
+            return False  # neither old uri answers
+        monkeypatch.setattr(cleaner, "_answers", probe)
+        cleaner.sweep()
+        assert ns.list() == {"service": "PYRO:obj@127.0.0.1:3"}  # "dead" removed, "service" kept
+    finally:
+        ns.storage.close()
+
+
 @pytest.mark.parametrize("kind", ["memory", "sql"])
 def test_stores_are_mappings_as_pyro5s_are(tmp_path, kind):
     """Pyro5's stores are mappings of name -> (uri, metadata set): ``del`` and the rest work on ours too."""
