@@ -364,10 +364,11 @@ class Arbiter:
 
 # --- inside a worker -------------------------------------------------------------------------------------------
 
-def _serve_in_worker(listen_fd, status_fd, host, load, lifeline_fd=None):
+def _serve_in_worker(listen_fd, status_fd, host, load, lifeline_fd=None, nathost=None, natport=None):
     """Run one worker's daemon on the inherited listening socket. ``load()`` imports what to serve (before the
     daemon is made: a module may set config items the daemon reads then, SSL say) and returns
-    ``register(daemon)``, which publishes it and returns the URI to report. Returns the exit code."""
+    ``register(daemon)``, which publishes it and returns the URI to report (with ``nathost``/``natport``, the
+    address clients outside a NAT use). Returns the exit code."""
     import gevent
 
     from . import server
@@ -383,7 +384,7 @@ def _serve_in_worker(listen_fd, status_fd, host, load, lifeline_fd=None):
         sock = socket.socket(fileno=listen_fd)
         sock.set_inheritable(False)  # (a process the service starts must not keep the port open)
         common.adopt_listening_socket(sock)
-        daemon = server.Daemon(host=host, port=sock.getsockname()[1])
+        daemon = server.Daemon(host=host, port=sock.getsockname()[1], nathost=nathost, natport=natport)
         uri = register(daemon)
     except BaseException as exc:  # noqa: BLE001 - whatever stops the worker from serving goes to the arbiter
         log.exception("worker could not start")
@@ -447,7 +448,7 @@ def _worker_main(args):
         from gevent import monkey
         monkey.patch_all()
     return _serve_in_worker(args.listen_fd, args.status_fd, args.host, _load_spec(args.spec, args.id),
-                            lifeline_fd=0)
+                            lifeline_fd=0, nathost=args.nathost, natport=args.natport)
 
 
 # --- the command and serve(workers=N) --------------------------------------------------------------------------
@@ -492,6 +493,8 @@ def run_command(args):
                 "--status-fd", str(status_fd), "--host", host, "--id", object_id, args.spec]
         if args.patch:
             argv.insert(-1, "--patch")
+        if args.nathost:
+            argv[-1:-1] = ["--nathost", args.nathost] + (["--natport", str(args.natport)] if args.natport else [])
         return _SpawnedProcess(argv, sock.fileno(), status_fd)
 
     registered = []
@@ -574,6 +577,9 @@ def _parser():
     parser.add_argument("-w", "--workers", type=int, default=1, help="worker processes (0: one per core; default 1)")
     parser.add_argument("-n", "--host", default=None, help="hostname or address to bind (default: config.HOST)")
     parser.add_argument("-p", "--port", type=int, default=0, help="port to bind (default: a free one)")
+    parser.add_argument("--nathost", help="the host clients outside a NAT or port forward use; it goes into the URI")
+    parser.add_argument("--natport", type=int,
+                        help="the port clients outside the NAT use (default: the port the workers listen on)")
     parser.add_argument("--ns", metavar="NAME", help="register the service in the name server under NAME")
     parser.add_argument("--id", help="the object id in the URI (default: the --ns name, else MODULE.OBJECT)")
     parser.add_argument("--patch", action="store_true", help="monkey-patch each worker with gevent first")

@@ -190,6 +190,17 @@ def test_workers_share_one_port_and_one_uri(serve, mode):
     assert "stopped" in served.output()
 
 
+def test_nathost_and_natport_go_into_the_uri_the_workers_report(serve):
+    """Behind a NAT or port forward: the URI names the outside address, the workers listen on the inside one."""
+    port = free_port()
+    served = serve("service:Service", "-w", "2", "-n", "127.0.0.1", "-p", str(port), "--id", "svc",
+                   "--nathost", "gateway.example", "--natport", "4444")
+    served.wait_for("slot 1) serving")
+    assert "uri = PYRO:svc@gateway.example:4444" in served.output()
+    assert pid_of("PYRO:svc@127.0.0.1:%d" % port) in served.worker_pids()  # (what the forward reaches)
+    assert served.stop() == 0
+
+
 def test_sessions_stay_with_their_connections_worker(serve):
     port = free_port()
     served = serve("service:Counter", "-w", "2", "-n", "127.0.0.1", "-p", str(port), "--id", "counter")
