@@ -425,7 +425,7 @@ class BroadcastServer:
         bchost = config.NS_BCHOST if bchost is None else str(bchost)
         ipv6 = ipv6 or bool(self.nsUri.host and ":" in self.nsUri.host)
         self.sock = socketutil.create_bc_socket((bchost or "", bcport), reuseaddr=config.SOCK_REUSE,
-                                                timeout=2.0, ipv6=ipv6)
+                                                timeout=2.0, ipv6=ipv6, cooperative=True)
         self._thread = _os_thread_id()
         bound_host, bound_port = self.sock.getsockname()[:2]
         self._port, self._fileno = bound_port, self.sock.fileno()

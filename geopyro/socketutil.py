@@ -1,9 +1,11 @@
 """Sockets, TLS contexts and address helpers.
 
 Servers use gevent sockets, so they cooperate with other greenlets whether
-or not the program called ``gevent.monkey.patch_all()``. Client sockets
-follow the program (``geopyro.program.client_cooperates``): gevent sockets
-for code that runs under a hub, plain blocking sockets for plain code.
+or not the program called ``gevent.monkey.patch_all()``. Client sockets, and
+sockets a program makes itself with ``create_socket``, follow the program
+(``geopyro.program.client_cooperates``): gevent sockets for code that runs
+under a hub, plain blocking sockets for plain code (which, like Pyro5's, may
+be handed to another thread).
 """
 
 import contextlib
@@ -142,13 +144,14 @@ def _resolve_tcp(address, family):
 
 
 def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, timeout=-1, noinherit=False,
-                  ipv6=False, nodelay=True, sslContext=None, cooperative=True):
+                  ipv6=False, nodelay=True, sslContext=None, cooperative=None):
     """Make a TCP or Unix socket, bound and listening, or connected.
 
     A str address means a Unix domain socket. ``timeout=-1`` leaves the
-    default; None means blocking. ``sslContext`` wraps the socket in TLS
-    (make it with the same ``cooperative``). ``cooperative=False`` makes a
-    plain blocking socket instead of a gevent one.
+    default; None means blocking. ``sslContext`` wraps the socket in TLS.
+    ``cooperative``: True makes a gevent socket, False a plain blocking one;
+    None (the default) follows the TLS context if one is given, else the
+    calling code (see ``program.client_cooperates``).
     """
     if bind and connect:
         raise ValueError("bind and connect cannot both be given")
@@ -157,6 +160,9 @@ def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, time
         _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET)
     if family == _stdlib_socket.AF_UNIX and bind and os.path.exists(bind):
         os.remove(bind)  # a stale socket file from an earlier run
+    if cooperative is None:
+        cooperative = isinstance(sslContext, gssl.SSLContext) if sslContext is not None \
+            else program.client_cooperates()
     sock = (gsocket.socket if cooperative else _plain_socket)(family, _stdlib_socket.SOCK_STREAM)
     try:
         if sslContext is not None:
@@ -198,8 +204,10 @@ def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, time
         raise
 
 
-def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False, cooperative=True):
+def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False, cooperative=None):
     """A UDP socket that may send broadcasts (used by name server discovery); see create_socket."""
+    if cooperative is None:
+        cooperative = program.client_cooperates()
     family = _stdlib_socket.AF_INET6 if ipv6 else _stdlib_socket.AF_INET
     sock = (gsocket.socket if cooperative else _plain_socket)(family, _stdlib_socket.SOCK_DGRAM)
     try:
@@ -659,10 +667,12 @@ _PlainSSLContext = gevent.monkey.get_original("ssl", "SSLContext")
 
 
 def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", cacerts="", keypassword="",
-                    cooperative=True):
+                    cooperative=None):
     """A TLS context for a server (servercert given) or a client, from Pyro5's SSL_* settings.
 
-    ``cooperative=False``: its sockets are plain blocking ones (a client in plain code).
+    A server's context makes gevent sockets. A client's follows ``cooperative``:
+    False for plain blocking sockets, None (the default) for what suits the
+    calling code (see ``program.client_cooperates``).
     """
     if servercert:
         if clientcert:
@@ -679,6 +689,8 @@ def get_ssl_context(servercert="", serverkey="", clientcert="", clientkey="", ca
         else:
             context.verify_mode = gssl.CERT_NONE
         return context
+    if cooperative is None:
+        cooperative = program.client_cooperates()
     context = (gssl.SSLContext if cooperative else _PlainSSLContext)(_stdlib_ssl.PROTOCOL_TLS_CLIENT)
     if cacerts:
         if os.path.isdir(cacerts):

@@ -11,6 +11,7 @@ import weakref
 import Pyro5.callcontext
 import Pyro5.protocol
 import Pyro5.server
+import Pyro5.socketutil
 import pytest
 
 from geopyro import client, nameserver, protocol, serializers, server
@@ -229,3 +230,35 @@ def test_the_daemon_an_object_was_registered_with_does_not_travel():
         data = serializers.serializers[name].dumps(thing)
         assert b"weakref" not in bytes(data) and b"_pyroDaemon" not in bytes(data)
 
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_a_socket_made_with_create_socket_may_be_used_on_another_thread(module):
+    """Plain code in an unpatched program gets a plain socket: made on one thread, it serves on another
+    (a gevent socket belongs to its thread's hub and would refuse with "Cannot switch to a different thread")."""
+    import threading
+    util = Pyro5.socketutil if module is Pyro5 else sys.modules["geopyro.socketutil"]
+    listener = util.create_socket(bind=("127.0.0.1", 0), timeout=10)
+    accepting, received = threading.Event(), []
+
+    def serve():
+        accepting.set()
+        try:
+            conn, _ = listener.accept()  # (waits: the client connects only once this thread runs)
+            with conn:
+                received.append(util.receive_data(conn, 5))
+                util.send_data(conn, b"world")
+        except Exception as exc:
+            received.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        accepting.wait(10)
+        with util.create_socket(connect=("127.0.0.1", listener.getsockname()[1]), timeout=10) as sock:
+            util.send_data(sock, b"hello")
+            assert util.receive_data(sock, 5) == b"world"
+    finally:
+        thread.join(10)
+        listener.close()
+    assert received == [b"hello"]

@@ -53,9 +53,9 @@ def pair():
 
 @pytest.fixture
 def tcp_pair():
-    """A connected pair of real TCP sockets on 127.0.0.1, made with create_socket."""
-    server = socketutil.create_socket(bind=("127.0.0.1", 0))
-    client = socketutil.create_socket(connect=("127.0.0.1", server.getsockname()[1]))
+    """A connected pair of real TCP gevent sockets on 127.0.0.1, made with create_socket."""
+    server = socketutil.create_socket(bind=("127.0.0.1", 0), cooperative=True)
+    client = socketutil.create_socket(connect=("127.0.0.1", server.getsockname()[1]), cooperative=True)
     accepted, _ = server.accept()
     yield client, accepted
     for sock in (client, accepted, server):
@@ -283,14 +283,14 @@ def test_connection_information(tcp_pair):
 # ---------------------------------------------------------------- create_socket
 
 def test_create_socket_tcp_bind_and_connect():
-    server = socketutil.create_socket(bind=("127.0.0.1", 0), reuseaddr=True, timeout=5)
+    server = socketutil.create_socket(bind=("127.0.0.1", 0), reuseaddr=True, timeout=5, cooperative=True)
     try:
         assert isinstance(server, gsocket.socket)
         host, port = server.getsockname()
         assert host == "127.0.0.1" and port > 0
         assert server.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
         assert server.gettimeout() == 5
-        client = socketutil.create_socket(connect=("127.0.0.1", port))
+        client = socketutil.create_socket(connect=("127.0.0.1", port), cooperative=True)
         accepted, _ = server.accept()
         try:
             assert isinstance(client, gsocket.socket)
@@ -531,3 +531,19 @@ def test_send_from_thread_gives_up_after_the_socket_timeout():
     finally:
         conn.close()
         right.close()
+
+
+def test_create_socket_follows_the_calling_code():
+    """Plain code gets a plain socket (as Pyro5's), a greenlet a gevent one; either may be asked for."""
+    plain = socketutil.create_socket(bind=("127.0.0.1", 0))
+    in_greenlet = gevent.spawn(socketutil.create_socket, bind=("127.0.0.1", 0)).get()
+    asked = socketutil.create_socket(bind=("127.0.0.1", 0), cooperative=True)
+    udp_plain = socketutil.create_bc_socket()
+    udp_green = gevent.spawn(socketutil.create_bc_socket).get()
+    try:
+        assert not isinstance(plain, gsocket.socket) and not isinstance(udp_plain, gsocket.socket)
+        assert isinstance(in_greenlet, gsocket.socket) and isinstance(udp_green, gsocket.socket)
+        assert isinstance(asked, gsocket.socket)
+    finally:
+        for sock in (plain, in_greenlet, asked, udp_plain, udp_green):
+            sock.close()

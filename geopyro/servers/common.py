@@ -37,12 +37,12 @@ def listen(settings, host, port, unixsocket):
         return sock, "%s:%d" % (core.host_for_uri(host or sock.getsockname()[0]), port)
     if unixsocket:
         sock = socketutil.create_socket(bind=unixsocket, reuseaddr=settings.SOCK_REUSE, noinherit=True,
-                                        nodelay=False, timeout=None)
+                                        nodelay=False, timeout=None, cooperative=True)
         return sock, core.UNIX_PREFIX + unixsocket
     host = settings.HOST if host is None else str(host)
     sock = socketutil.create_socket(bind=(host, port), reuseaddr=settings.SOCK_REUSE, noinherit=True,
                                     nodelay=settings.SOCK_NODELAY, timeout=None,
-                                    ipv6=True if ":" in host else None)
+                                    ipv6=True if ":" in host else None, cooperative=True)
     bound = sock.getsockname()
     return sock, "%s:%d" % (core.host_for_uri(host or bound[0]), port or bound[1])
 
