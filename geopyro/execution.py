@@ -112,6 +112,18 @@ def _run_guarded(runner, func, args, ticket=None):
         _worker_state.runner = None
 
 
+class ThreadInterrupted(SystemExit):
+    """KeyboardInterrupt raised by code on a pool thread, handed to the waiting greenlet.
+
+    It can't be the user's Ctrl-C (Python raises that in the main thread only).
+    As in Pyro5, where it ends the thread serving that client, it ends that
+    client's connection, as SystemExit does, and not the server.
+    """
+
+    def __repr__(self):
+        return repr(self.args[0])  # (what the method raised, for the log)
+
+
 class CallRunner:
     """Runs one daemon's user code where it belongs and waits for it without blocking the hub."""
 
@@ -200,6 +212,8 @@ class CallRunner:
             if ticket is not None:
                 ticket.warning.kill(block=False)
         if not ok:
+            if isinstance(value, KeyboardInterrupt):
+                value = ThreadInterrupted(value)
             try:
                 raise value
             finally:

@@ -9,6 +9,8 @@ import textwrap
 import weakref
 
 import Pyro5.callcontext
+import Pyro5.client
+import Pyro5.errors
 import Pyro5.protocol
 import Pyro5.server
 import Pyro5.socketutil
@@ -262,3 +264,39 @@ def test_a_socket_made_with_create_socket_may_be_used_on_another_thread(module):
         thread.join(10)
         listener.close()
     assert received == [b"hello"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # (Pyro5's worker thread dies)
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_a_method_that_raises_keyboard_interrupt_ends_its_connection_not_the_server(module):
+    """In Pyro5 it ends the thread serving that client; geopyro's default server (a call on a pool thread in
+    this unpatched program) ends that client's connection, and the loop goes on serving the others."""
+    import threading
+    api = Pyro5.server if module is Pyro5 else server
+    proxies = Pyro5.client if module is Pyro5 else client
+    errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
+
+    @api.expose
+    class Interrupted:
+        def ping(self):
+            return "pong"
+
+        def interrupt(self):
+            raise KeyboardInterrupt
+
+    with api.Daemon(host="127.0.0.1", port=0) as daemon:
+        uri = daemon.register(Interrupted)
+        loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+        loop.start()
+        try:
+            with proxies.Proxy(uri) as proxy:
+                proxy._pyroTimeout = 10
+                with pytest.raises(errs.ConnectionClosedError):
+                    proxy.interrupt()
+            with proxies.Proxy(uri) as proxy:
+                proxy._pyroTimeout = 10
+                assert proxy.ping() == "pong"
+            assert loop.is_alive()
+        finally:
+            daemon.shutdown()
+            loop.join(10)

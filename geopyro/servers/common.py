@@ -184,7 +184,7 @@ def serve_connection(daemon, conn, settings):
         pass
     except SystemExit as exc:
         # a method called sys.exit(): with Pyro5 it ends the thread serving this client, not the server
-        log.warning("closing connection %s: a method raised SystemExit(%s)", conn, exc)
+        log.warning("closing connection %s: a method raised %r", conn, exc)
     except Exception:
         log.warning("closing connection %s after an error in request handling", conn, exc_info=True)
     finally:

@@ -65,7 +65,7 @@ class ExistingConnectionServer:
         except errors.CommunicationError as exc:
             log.warning("error on connected socket: %s", exc)
         except SystemExit as exc:
-            log.warning("connected socket finished: a method raised SystemExit(%s)", exc)
+            log.warning("connected socket finished: a method raised %r", exc)
         except Exception:
             log.warning("error during handleRequest on connected socket", exc_info=True)
         self._finish()

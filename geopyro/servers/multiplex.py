@@ -504,7 +504,7 @@ class MultiplexServer:
             finally:
                 self._drop(client)
         except SystemExit as exc:
-            log.warning("dropping connection %s: a method raised SystemExit(%s)", conn, exc)
+            log.warning("dropping connection %s: a method raised %r", conn, exc)
             self._drop(client)
         except Exception:
             log.warning("dropping connection %s after an error in request handling", conn, exc_info=True)
