@@ -8,7 +8,10 @@ server type asks it, so the rule lives here and nowhere else:
 * "auto" (the default) runs a method where its ``@cooperative`` /
   ``@blocking`` mark says, else inline when the program is monkey-patched
   (its blocking calls yield to gevent) and on a thread when it is not, or
-  when SERVERTYPE is Pyro5's "thread".
+  when SERVERTYPE is Pyro5's "thread". The multiplex server runs unmarked
+  calls inline, on the thread that runs its loop (or calls ``events()``),
+  as Pyro5's does: it serves one call at a time anyway, and programs rely
+  on the thread (a GUI toolkit's main thread, an SQLite connection).
 
 A call on a thread is waited for cooperatively, so the hub keeps serving.
 After the call, the thread keeps its connection (it *lingers*) and answers
@@ -132,13 +135,16 @@ class CallRunner:
             raise ValueError("invalid CALL_EXECUTION %r (choose from %s)" % (settings.CALL_EXECUTION,
                                                                            ", ".join(MODES)))
         self.forced = settings.CALL_EXECUTION != AUTO
-        self.default = default_mode(settings)
+        self.default = default_mode(settings)  # for unmarked calls in the background (oneway)
+        # unmarked calls in turn: the multiplex loop runs them on its own thread, as Pyro5's does
+        self.call_default = INLINE if settings.SERVERTYPE == "multiplex" and not self.forced else self.default
+        # there, in an unpatched program, a call holds the loop by design (as in Pyro5): the blocking detector
+        # has nothing to point out
+        self.loop_holds_calls = self.call_default == INLINE and self.default == THREAD
         self.size = settings.THREADPOOL_SIZE
-        if self.default == THREAD or not self.forced:
-            if self.size < 1 or settings.THREADPOOL_SIZE_MIN < 1:
-                raise ValueError("threadpool sizes must be greater than zero")
-            if settings.THREADPOOL_SIZE_MIN > self.size:
-                raise ValueError("minimum threadpool size must be less than or equal to max size")
+        self._size_error = _pool_size_error(settings)
+        if self._size_error is not None and self.call_default == THREAD:
+            raise self._size_error  # (a thread server checks its pool when it is made, as Pyro5's)
         self._pools = {}  # hub -> gevent ThreadPool for calls (a pool belongs to the hub that made it)
         self._in_flight = 0  # calls handed to threads and not yet back (counted on the hub)
         self._waiting = 0  # calls waiting for a free thread
@@ -154,16 +160,18 @@ class CallRunner:
 
     # --- the decision ---
 
-    def where(self, clazz, method_name):
-        """INLINE or THREAD for a call of ``method_name`` on (an instance of) ``clazz``."""
+    def where(self, clazz, method_name, background=False):
+        """INLINE or THREAD for a call of ``method_name`` on (an instance of) ``clazz``; ``background``: a
+        oneway call that runs beside the connection's next requests."""
         if self.forced:
             return self.default
-        return get_execution_mark(clazz, method_name) or self.default
+        return get_execution_mark(clazz, method_name) or (self.default if background else self.call_default)
 
     @property
     def uses_threads(self):
-        """True when calls without a mark go to the thread pool (an unpatched program, or "thread" forced)."""
-        return self.default == THREAD
+        """True when calls without a mark go to the thread pool (an unpatched program, not multiplex; or "thread"
+        forced): the daemon's hooks then run on a thread too."""
+        return self.call_default == THREAD
 
     @property
     def idle_timeout(self):
@@ -172,10 +180,17 @@ class CallRunner:
 
     # --- running on a thread ---
 
+    def check_pool_size(self):
+        """Raise the ValueError of a bad THREADPOOL_SIZE(_MIN) now that a call needs a thread (a multiplex
+        daemon, as Pyro5's, takes any value while its calls need none)."""
+        if self._size_error is not None:
+            raise self._size_error
+
     def _thread_pool(self):
         hub = get_hub()
         pool = self._pools.get(hub)
         if pool is None:
+            self.check_pool_size()
             pool = self._pools[hub] = _make_pool(self.size, hub)
         return pool
 
@@ -419,6 +434,8 @@ class _OnewayRunner:
         self.closed = False
 
     def start(self, where, func, args, label, conn, may_wait):
+        if where == THREAD:
+            self.runner.check_pool_size()
         quota = max(1, self.limits[where] // 2)
         while may_wait and self.per_connection.get(conn, 0) >= quota and not self.closed:
             room = self.room_for.get(conn)
@@ -496,6 +513,19 @@ class _OnewayRunner:
             room.set()
         self.room_for.clear()
         self.full.clear()
+
+
+def _pool_size_error(settings):
+    """The ValueError for THREADPOOL_SIZE / THREADPOOL_SIZE_MIN values no pool can have, else None."""
+    size, minimum = settings.THREADPOOL_SIZE, settings.THREADPOOL_SIZE_MIN
+    try:
+        if size < 1 or minimum < 1:
+            return ValueError("threadpool sizes must be greater than zero")
+        if minimum > size:
+            return ValueError("minimum threadpool size must be less than or equal to max size")
+    except TypeError as exc:  # (None, say: as Pyro5's pool, which compares them too)
+        return exc
+    return None
 
 
 def _make_pool(size, hub):

@@ -739,7 +739,7 @@ class Daemon:
         return self._calls.call_in_thread(self._serve_on_thread, conn, box, linger)
 
     def _execute_inline(self, conn, call):
-        if not blockwatch.active:
+        if not blockwatch.active or self._calls.loop_holds_calls:
             return self._execute(conn, call)
         token = blockwatch.enter(call.label)
         try:
@@ -866,7 +866,8 @@ class Daemon:
         if call.method_name in _STREAM_METHODS and call.vargs and isinstance(call.target, DaemonObject):
             where = self._streams.where(call.vargs[0])
         if where is None:
-            where = self._calls.where(call.target_class, call.member_name)
+            background = call.msg.flags & protocol.FLAGS_ONEWAY and self._settings.ONEWAY_THREADED
+            where = self._calls.where(call.target_class, call.member_name, background)
         call.where = where
         return where
 

@@ -233,12 +233,12 @@ class InlineClass:
 
 
 def test_marks_override_the_automatic_choice(daemons, servertype):
-    daemon = daemons.start()  # "auto" in an unpatched process: threads by default
+    daemon = daemons.start()  # "auto" in an unpatched process: threads by default, the loop's thread on multiplex
     uri = daemon.register(Marked())
     inline_uri = daemon.register(InlineClass)
     loop = loop_thread(daemon)
     with api.Proxy(uri) as marked, api.Proxy(inline_uri) as inline_class:
-        assert marked.plain() != loop
+        assert (marked.plain() == loop) is (servertype == "multiplex")
         assert marked.blocking() != loop
         assert marked.cooperative() == loop
         assert inline_class.method() == loop
@@ -275,6 +275,16 @@ def test_decisions(clean_config):
         api.behavior(execution="sometimes")
     with pytest.raises(ValueError, match="threadpool"):
         runner(THREADPOOL_SIZE=0)
+    # multiplex: unmarked calls on the loop's thread, as Pyro5's; oneway ones in the background on a thread
+    assert runner(SERVERTYPE="multiplex").where(Marked, "plain") == "inline"
+    assert runner(SERVERTYPE="multiplex").where(Marked, "plain", background=True) == "thread"
+    assert runner(SERVERTYPE="multiplex").where(Marked, "blocking") == "thread"
+    assert runner(SERVERTYPE="multiplex", CALL_EXECUTION="thread").where(Marked, "plain") == "thread"
+    lenient = runner(SERVERTYPE="multiplex", THREADPOOL_SIZE=None)  # (as Pyro5's: its calls need no pool)
+    with pytest.raises(TypeError):
+        lenient.check_pool_size()  # but a call that needs a thread fails as Pyro5's pool would
+    with pytest.raises(TypeError):
+        runner(THREADPOOL_SIZE=None)
 
 
 # --- the thread pool and oneway calls ---

@@ -6,10 +6,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import weakref
 
 import Pyro5.callcontext
 import Pyro5.client
+import Pyro5.core
 import Pyro5.errors
 import Pyro5.protocol
 import Pyro5.server
@@ -300,3 +302,94 @@ def test_a_method_that_raises_keyboard_interrupt_ends_its_connection_not_the_ser
         finally:
             daemon.shutdown()
             loop.join(10)
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_multiplex_runs_calls_on_the_thread_that_runs_its_loop(module, clean_config):
+    """Pyro5's multiplex server calls methods on the thread of requestLoop() or of the program's own loop that
+    calls events(): a GUI toolkit's main thread, or an SQLite connection made there, work from a method."""
+    import select
+    import sqlite3
+    import threading
+    api = Pyro5.server if module is Pyro5 else server
+    proxies = Pyro5.client if module is Pyro5 else client
+    settings = Pyro5.config if module is Pyro5 else clean_config
+    old_servertype, settings.SERVERTYPE = settings.SERVERTYPE, "multiplex"
+    loop_thread = threading.current_thread()
+    database = sqlite3.connect(":memory:")  # usable only on this thread
+    database.execute("create table t (x)")
+
+    @api.expose
+    class Store:
+        def add(self, x):
+            database.execute("insert into t values (?)", (x,))
+            return threading.current_thread() is loop_thread
+
+        def count(self):
+            return database.execute("select count(*) from t").fetchone()[0]
+
+    answers = []
+    try:
+        with api.Daemon(host="127.0.0.1", port=0) as daemon:
+            uri = daemon.register(Store)
+
+            def call():
+                try:
+                    with proxies.Proxy(uri) as proxy:
+                        proxy._pyroTimeout = 10
+                        answers.extend([proxy.add(1), proxy.add(2), proxy.count()])
+                except Exception as exc:
+                    answers.append(exc)
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            deadline = time.monotonic() + 20
+            # the program's own loop, as in Pyro5's examples; on until the daemon saw the client leave
+            while (caller.is_alive() or len(daemon.sockets) > 1) and time.monotonic() < deadline:
+                ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
+                if ready:
+                    daemon.events(ready)
+            caller.join(1)
+    finally:
+        settings.SERVERTYPE = old_servertype
+        database.close()
+        _forget_pyro5_call()  # (Pyro5's call context of this thread holds the client's connection)
+    assert answers == [True, True, 2]
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_client_disconnect_only_for_clients_whose_handshake_was_accepted(module):
+    import threading
+    api = Pyro5.server if module is Pyro5 else server
+    proxies = Pyro5.client if module is Pyro5 else client
+    errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
+    events = []
+
+    class Guarded(api.Daemon):
+        def validateHandshake(self, conn, data):
+            if data != "let me in":
+                raise ValueError("refused")
+            events.append("accepted")
+            return super().validateHandshake(conn, data)
+
+        def clientDisconnect(self, conn):
+            events.append("disconnect")
+
+    daemon = Guarded(host="127.0.0.1", port=0)
+    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+    loop.start()
+    try:
+        for secret in ("wrong", "let me in"):
+            proxy = proxies.Proxy(daemon.uriFor(module.core.DAEMON_NAME))
+            proxy._pyroHandshake = secret
+            try:
+                proxy._pyroBind()
+            except errs.CommunicationError:
+                assert secret == "wrong"
+            proxy._pyroRelease()
+        wait_until(lambda: "disconnect" in events, timeout=10)
+    finally:
+        daemon.shutdown()
+        loop.join(10)
+        daemon.close()
+    assert events == ["accepted", "disconnect"]

@@ -167,9 +167,11 @@ class LoopState:
 
 def serve_connection(daemon, conn, settings):
     """Handshake, then handle requests until the client leaves or misbehaves."""
+    accepted = False
     try:
         if not daemon._handshake(conn):
             return
+        accepted = True
         while not daemon._shutting_down:
             daemon.handleRequest(conn)
     except (errors.ConnectionClosedError, _stdlib_socket.error):
@@ -188,8 +190,9 @@ def serve_connection(daemon, conn, settings):
     except Exception:
         log.warning("closing connection %s after an error in request handling", conn, exc_info=True)
     finally:
-        with contextlib.suppress(Exception):
-            daemon._clientDisconnect(conn)
+        if accepted:  # (as Pyro5: a client refused at the handshake was never connected)
+            with contextlib.suppress(Exception):
+                daemon._clientDisconnect(conn)
         conn.close()
 
 

@@ -3,10 +3,11 @@
 It waits on the kernel's selector through one hub watcher (no busy loop), reads
 whatever bytes are ready into each connection's incremental parser, and runs
 each complete request before looking at the next. Exactly one call runs at a
-time; a client that sends half a message holds up nobody. Where that call
-runs (inline, or on a pool thread while the loop greenlet waits, so the hub
-stays free) is the daemon's CallRunner's choice. Oneway calls still run in
-the background when ONEWAY_THREADED is on.
+time; a client that sends half a message holds up nobody. As in Pyro5, a
+call runs on the thread that runs the loop (or calls ``events()``), unless
+its ``@blocking`` mark or CALL_EXECUTION sends it to a pool thread while the
+loop greenlet waits (the daemon's CallRunner decides). Oneway calls still run
+in the background when ONEWAY_THREADED is on.
 
 Because everything goes through ``sockets``, ``selector`` and ``events()``,
 the daemon can also be driven by someone else's loop, and ``combine()`` lets
