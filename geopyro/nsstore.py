@@ -190,6 +190,44 @@ class _Mapping:
     def __iter__(self):
         return iter(list(self.names()))
 
+    def keys(self):
+        return list(self.names())
+
+    def values(self):
+        return list(self.everything(return_metadata=True).values())
+
+    def items(self):
+        return list(self.everything(return_metadata=True).items())
+
+    def pop(self, name, *default):
+        try:
+            value = self[name]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        self.delete([name])
+        return value
+
+    def update(self, other=(), **more):
+        for name, value in (dict(other, **more)).items():
+            self[name] = value
+
+    def clear(self):
+        self.delete(list(self.names()))
+
+    def everything(self, return_metadata=False):
+        """A snapshot, as Pyro5's stores give it: name -> uri, or name -> (uri, metadata set)."""
+        names = self.names()
+        if not return_metadata:
+            return names
+        metadata = self.metadata_of(list(names))
+        return {name: (uri, set(metadata.get(name, ()))) for name, uri in names.items()}
+
+    def remove_items(self, names):
+        """Remove those of ``names`` that are registered (Pyro5's name)."""
+        self.delete(list(names))
+
 
 class MemoryStorage(_Mapping):
     """Registrations in a dict: fast, and gone when the name server stops."""
@@ -292,6 +330,9 @@ class SqlStorage(_Mapping):
     _PURGE_ORPHANS = "DELETE FROM pyro_metadata WHERE object NOT IN (SELECT id FROM pyro_names)"
     DELETE_BATCH = 1000  # names per transaction in a bulk delete
     METADATA_BATCH = 20000  # metadata rows per transaction in a bulk delete
+
+    def __delitem__(self, name):
+        self.delete([name])  # (as Pyro5's SqlStorage: an unknown name is no error; the memory store is a dict's)
 
     def __init__(self, dbfile):
         if dbfile == ":memory:":

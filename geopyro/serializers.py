@@ -135,6 +135,11 @@ def _serpent_pyro_error(obj, serpent_serializer, out, level):
 serpent.register_class(errors.PyroError, _serpent_pyro_error)
 
 
+def serialize_pyro_object_to_dict(obj):
+    """A URI, proxy or daemon as the dict it travels as (Pyro5's name): its wire class name and its state."""
+    return _pyro_object_to_dict(obj)
+
+
 def _make_exception(exc_type, data):
     exc = exc_type(*data.get("args", ()))
     for name, value in (data.get("attributes") or {}).items():
@@ -147,6 +152,7 @@ class SerializerBase:
 
     serializer_id = 0
     name = ""
+    make_exception = staticmethod(_make_exception)  # (Pyro5's name: an exception from its type and dict)
 
     # --- the registry of custom conversions (shared by all serializers) ---
 

@@ -226,6 +226,17 @@ def create_bc_socket(bind=None, reuseaddr=False, timeout=-1, ipv6=False, coopera
         raise
 
 
+def set_noinherit(sock):
+    """Keep child processes from inheriting ``sock`` (Pyro5's name; create_socket(noinherit=True) does it)."""
+    sock.set_inheritable(False)
+
+
+def interrupt_socket(address):
+    """Connect to ``address`` and close at once: wakes a server blocked in accept() there (Pyro5's helper)."""
+    with contextlib.suppress(OSError, CommunicationError):
+        create_socket(connect=address, keepalive=False, timeout=1.0, cooperative=False).close()
+
+
 def set_reuseaddr(sock):
     """Allow rebinding a port that has connections in TIME_WAIT."""
     with contextlib.suppress(OSError):
@@ -626,6 +637,8 @@ class SocketConnection:
     def getTimeout(self):
         """The socket's timeout in seconds (None: no limit)."""
         return self.sock.gettimeout()
+
+    settimeout, gettimeout = setTimeout, getTimeout  # (Pyro5's names; the others are Pyro4's)
 
     def getpeercert(self):
         """The peer's TLS certificate as a dict; None on a plain socket or when the peer sent none."""

@@ -176,3 +176,40 @@ def test_an_unserializable_argument_raises_what_pyro5_raises(daemons, serializer
                 proxy.echo(threading.Lock())
             assert type(caught.value).__name__ == ("TypeError" if serializer == "serpent" else "SerializeError")
             assert proxy.echo([1, "two"]) == [1, "two"]  # the connection is fine
+
+
+def test_more_half_public_names_as_pyro5s():
+    """socketutil's interrupt_socket / set_noinherit and a connection's settimeout / gettimeout;
+    serialize_pyro_object_to_dict and SerializerBase.make_exception; svr_existingconn's class, made as Pyro5 does."""
+    import Pyro5.core
+    import Pyro5.socketutil
+    from geopyro.servers import existing
+    uri = "PYRO:obj@localhost:4444"
+    assert serializers.serialize_pyro_object_to_dict(api.URI(uri)) == \
+        Pyro5.serializers.serialize_pyro_object_to_dict(Pyro5.core.URI(uri))
+    data = {"args": ("boom",), "attributes": {"detail": 42}}
+    for base in (serializers.SerializerBase, Pyro5.serializers.SerializerBase):
+        exc = base.make_exception(ValueError, data)
+        assert (type(exc), exc.args, exc.detail) == (ValueError, ("boom",), 42)
+    for util in (socketutil, Pyro5.socketutil):
+        listener = util.create_socket(bind=("127.0.0.1", 0), timeout=5)
+        try:
+            util.set_noinherit(listener)
+            assert not listener.get_inheritable()
+            util.interrupt_socket(listener.getsockname())  # connects and closes: the accept returns
+            accepted, _ = listener.accept()
+            with util.SocketConnection(accepted) as conn:
+                conn.settimeout(2.5)
+                assert conn.gettimeout() == 2.5 == conn.timeout
+        finally:
+            listener.close()
+    a, b = socket.socketpair()
+    try:
+        server = existing.SocketServer_ExistingConnection()
+        with api.Daemon(connected_socket=a) as daemon:
+            server.init(daemon, b)
+            assert server.daemon is daemon and server.conn is not None
+            server.close()
+    finally:
+        a.close()
+        b.close()

@@ -1,7 +1,6 @@
 """Pyro5 behaviours that unmodified programs (and Pyro5's own tests) rely on, each checked beside Pyro5."""
 
 import gc
-import logging
 import socket
 import subprocess
 import sys

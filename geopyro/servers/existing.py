@@ -8,7 +8,7 @@ ends when that one connection closes. The socket itself stays the caller's.
 import logging
 import socket as _stdlib_socket
 
-from .. import core, errors, program, socketutil
+from .. import config, core, errors, program, socketutil
 from . import common
 
 log = logging.getLogger("geopyro.servers.existing")
@@ -110,3 +110,17 @@ class ExistingConnectionServer:
     def close(self):
         """Let go of the connection: the daemon is told the client left, and the socket stays the caller's."""
         self._finish()
+
+
+class SocketServer_ExistingConnection(ExistingConnectionServer):
+    """Pyro5's name for this server type (Pyro5.svr_existingconn stands for this module under geopyro.run): it can
+    be made as Pyro5 makes it, with no arguments and then ``init(daemon, connected_socket)``."""
+
+    def __init__(self, daemon=None, settings=None, connected_socket=None):
+        self.sock = self.daemon = self.locationStr = self.conn = None
+        if daemon is not None:
+            super().__init__(daemon, settings if settings is not None else config, connected_socket)
+
+    def init(self, daemon, connected_socket):
+        """Pyro5's second step: serve ``connected_socket`` for ``daemon``, with the global config."""
+        super().__init__(daemon, config, connected_socket)

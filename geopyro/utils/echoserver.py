@@ -115,6 +115,10 @@ def main(args=None, returnWithoutLooping=False):
     options = _parse(args)
     if options.nameserver:
         options.naming = True
+    if options.verbose:
+        options.quiet = False
+    if not options.quiet:
+        print("Starting Pyro's built-in test echo server.", flush=True)  # (the lines Pyro5's echo server prints)
     echo = EchoServer()
     echo._verbose = options.verbose
     daemon = server.Daemon(host=options.host, port=options.port, unixsocket=options.unixsocket)
@@ -127,10 +131,16 @@ def main(args=None, returnWithoutLooping=False):
     if options.naming:
         with core.locate_ns() as ns:
             ns.register(OBJECT_NAME, uri)
+            if options.verbose:
+                print("using name server at %s" % ns._pyroUri, flush=True)
+    elif options.verbose:
+        print("not using a name server.", flush=True)
     if not options.quiet:
-        print("echo server uri: %s" % uri, flush=True)
+        print("object name: %s" % OBJECT_NAME, flush=True)
+        print("echo uri: %s" % uri, flush=True)
         if options.naming:
             print("registered in the name server as %s" % OBJECT_NAME, flush=True)
+        print("echoserver running.", flush=True)
     if returnWithoutLooping:
         return daemon, echo, uri
     try:
@@ -141,12 +151,8 @@ def main(args=None, returnWithoutLooping=False):
         daemon.close()
         if ns_daemon is not None:
             ns_daemon.close()
-    if not options.quiet:
-        print("echo server stopped.", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    from gevent import monkey
-    monkey.patch_all()
     sys.exit(main())
