@@ -96,6 +96,12 @@ class _AliasLoader(importlib.abc.Loader):
     def exec_module(self, module):
         pass  # imported already, under its own name
 
+    def get_code(self, fullname):
+        """The code of the module the alias stands for: ``python -m Pyro5.nameserver`` in a child process (see
+        geopyro.inherit) runs it as the launcher's ``-m`` does."""
+        real = _MAIN_MODULES.get(fullname, self.target)
+        return importlib.util.find_spec(real).loader.get_code(real)
+
 
 def _is_aliased(name):
     return name.partition(".")[0] in ("Pyro5", "Pyro4")
@@ -228,6 +234,7 @@ def main(argv=None):
         from gevent import monkey
         monkey.patch_all()
     install()
+    _pass_to_children()
     if args[0] == "-m":
         module = real_module_name(args[1])
         sys.argv = [args[1]] + args[2:]
@@ -237,6 +244,17 @@ def main(argv=None):
         sys.path.insert(0, _script_directory(args[0]))
         runpy.run_path(args[0], run_name="__main__")
     return 0
+
+
+def _pass_to_children():
+    """Child Pythons of this program (subprocesses, multiprocessing's spawn and forkserver) load geopyro for Pyro5
+    and Pyro4 too: the stand-ins of geopyro.inherit go on PYTHONPATH and on sys.path (which spawn hands down).
+    Here the alias answers first, so they are never used in this process."""
+    import os
+    from . import inherit
+    sys.path.insert(0, inherit.FOLDER)
+    inherited = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = inherit.FOLDER + (os.pathsep + inherited if inherited else "")
 
 
 def _script_directory(path):

@@ -225,3 +225,57 @@ def test_ctrl_c_ends_the_request_loop_quietly(program, servertype, implementatio
     assert proc.returncode == 0, err
     assert out.strip() == "loop ended"
     assert err == ""
+
+
+CHILDREN = """\
+import multiprocessing
+import subprocess
+import sys
+
+import Pyro5.api
+
+
+def report(queue):
+    import Pyro4
+    import Pyro5
+    queue.put((Pyro5.__name__, Pyro4.__name__))
+
+
+if __name__ == "__main__":
+    for method in ("spawn", "forkserver"):  # (fork copies the alias with the process anyway)
+        context = multiprocessing.get_context(method)
+        queue = context.Queue()
+        child = context.Process(target=report, args=(queue,))
+        child.start()
+        print(method, *queue.get(timeout=60), flush=True)
+        child.join(60)
+    done = subprocess.run([sys.executable, "-c", "import Pyro5.api; print(Pyro5.api.__name__)"],
+                          capture_output=True, text=True, timeout=60)
+    print("subprocess", done.stdout.strip() or done.stderr.strip().splitlines()[-1], flush=True)
+    done = subprocess.run([sys.executable, "-m", "Pyro5.utils.echoserver", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    print("-m", done.returncode, "geopyro-echoserver" in done.stdout, flush=True)
+"""
+
+
+def test_child_processes_load_geopyro_for_pyro5_too(program):
+    """multiprocessing's spawn and forkserver children and subprocesses of a launched program get the alias too
+    (Python 3.14 makes forkserver Linux's default): with only geopyro installed they would not find Pyro5."""
+    proc = launch(program("children.py", CHILDREN))
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["spawn geopyro geopyro.compatibility.Pyro4",
+                                "forkserver geopyro geopyro.compatibility.Pyro4",
+                                "subprocess geopyro.api", "-m 0 True"]
+
+
+def test_a_child_without_geopyro_gets_the_real_package(tmp_path):
+    """The stand-ins step aside in a child Python that cannot import geopyro (another environment)."""
+    from geopyro import inherit
+    fake = tmp_path / "elsewhere" / "Pyro5"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("WHO = 'the real one'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([inherit.FOLDER, str(fake.parent)]))
+    code = "import sys; sys.modules['geopyro'] = None; import Pyro5; print(Pyro5.WHO)"  # (geopyro not importable)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "the real one", done.stderr
