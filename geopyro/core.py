@@ -91,8 +91,7 @@ class URI:
             self.port = int(port)
         except ValueError:
             raise errors.PyroError("invalid uri %r: port %r is not a number" % (uri, port)) from None
-        if not 0 <= self.port <= 65535:
-            raise errors.PyroError("invalid uri %r: port %d out of range" % (uri, self.port))
+        # (a port past 65535 is kept, as Pyro5 keeps it: connecting fails with a CommunicationError)
 
     @staticmethod
     def isUnixsockLocation(location):

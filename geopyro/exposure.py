@@ -54,9 +54,7 @@ def expose(method_or_class):
         func = method_or_class.fget or method_or_class.fset or method_or_class.fdel
         if func is None or is_private_attribute(func.__name__):
             raise AttributeError("exposing private names (starting with _) is not allowed")
-        for accessor in (method_or_class.fget, method_or_class.fset, method_or_class.fdel):
-            if accessor is not None:
-                _mark(accessor)
+        _mark(func)  # (its first accessor only, as Pyro5: a setter function of a public name stays unexposed)
         return method_or_class
     if isinstance(method_or_class, (classmethod, staticmethod)):
         name = method_or_class.__func__.__name__

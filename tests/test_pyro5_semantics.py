@@ -392,3 +392,41 @@ def test_client_disconnect_only_for_clients_whose_handshake_was_accepted(module)
         loop.join(10)
         daemon.close()
     assert events == ["accepted", "disconnect"]
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_port_past_65535_fails_when_used_not_when_parsed(module, host):
+    """As Pyro5: the URI keeps it, connecting raises a CommunicationError, binding Python's OverflowError (never
+    the port modulo 65536, which is what getaddrinfo would make of it)."""
+    core = Pyro5.core if module is Pyro5 else sys.modules["geopyro.core"]
+    errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
+    proxies = Pyro5.client if module is Pyro5 else client
+    api = Pyro5.server if module is Pyro5 else server
+    uri = core.URI("PYRO:obj@%s:99999" % host)
+    assert uri.port == 99999
+    with pytest.raises(errs.CommunicationError, match="port must be 0-65535"):
+        proxies.Proxy(uri)._pyroBind()
+    with pytest.raises(OverflowError):
+        api.Daemon(host=host, port=99999)
+
+
+def test_expose_on_a_property_object_exposes_its_first_accessor_as_pyro5s():
+    """expose(property(g, s)): the property, and g (a public function of the class) as a method; not s."""
+    listings = []
+    for module in (Pyro5.server, server):
+        class Holder:
+            def __init__(self):
+                self._x = 1
+
+            def g(self):
+                return self._x
+
+            def s(self, value):
+                self._x = value
+
+            x = module.expose(property(g, s))
+
+        members = module._get_exposed_members(Holder)
+        listings.append((sorted(members["methods"]), sorted(members["attrs"])))
+    assert listings[0] == listings[1] == (["g"], ["x"])
