@@ -59,6 +59,7 @@ DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about dropped oneway ca
 _real_poll = getattr(select, "poll", None) and gevent.monkey.get_original("select", "poll")
 _real_local = gevent.monkey.get_original("_thread", "_local")  # C thread-local: cleared when a thread ends
 _real_lock = gevent.monkey.get_original("_thread", "allocate_lock")
+_real_start_thread = gevent.monkey.get_original("_thread", "start_new_thread")
 _worker_state = _real_local()  # .runner is set while a pool thread runs a task of that runner
 
 
@@ -142,9 +143,12 @@ class CallRunner:
         # has nothing to point out
         self.loop_holds_calls = self.call_default == INLINE and self.default == THREAD
         self.size = settings.THREADPOOL_SIZE
-        self._size_error = _pool_size_error(settings)
-        if self._size_error is not None and self.call_default == THREAD:
-            raise self._size_error  # (a thread server checks its pool when it is made, as Pyro5's)
+        self._size_error = _pool_size_error(settings)  # (type, args) of the error, or None
+        if self.call_default == THREAD or not self.forced and settings.SERVERTYPE != "multiplex":
+            self.check_pool_size()  # (when the daemon is made, as Pyro5's thread server checks its pool)
+        # oneway calls of a multiplex daemon driven by an outside loop through events(): that loop never gives
+        # the hub a turn, so they run on threads of their own, as Pyro5 runs each one (see start_oneway)
+        self.oneway_threads_of_their_own = False
         self._pools = {}  # hub -> gevent ThreadPool for calls (a pool belongs to the hub that made it)
         self._in_flight = 0  # calls handed to threads and not yet back (counted on the hub)
         self._waiting = 0  # calls waiting for a free thread
@@ -180,11 +184,20 @@ class CallRunner:
 
     # --- running on a thread ---
 
+    def share_the_loop(self):
+        """This daemon's multiplex loop runs beside other servers on one hub (a greenlet daemon combined it):
+        its unmarked calls go where the greenlet server's would, so that they do not hold the others up."""
+        if not self.forced:
+            self.call_default = self.default
+            self.loop_holds_calls = False
+            self.check_pool_size()
+
     def check_pool_size(self):
         """Raise the ValueError of a bad THREADPOOL_SIZE(_MIN) now that a call needs a thread (a multiplex
         daemon, as Pyro5's, takes any value while its calls need none)."""
         if self._size_error is not None:
-            raise self._size_error
+            error_type, args = self._size_error
+            raise error_type(*args)  # (a new one each time: one kept would gather every caller's frames)
 
     def _thread_pool(self):
         hub = get_hub()
@@ -293,7 +306,15 @@ class CallRunner:
 
         ``may_wait``: the caller is the connection's own greenlet, which may be made to wait when that
         connection has too many oneway calls in progress (see _OnewayRunner).
+
+        On a thread of its own instead, as Pyro5 runs every oneway call, where the
+        pool cannot serve: the loop is an outside one (``oneway_threads_of_their_own``;
+        the pool's bookkeeping needs the hub to turn), or THREADPOOL_SIZE is unusable
+        on a multiplex daemon (which Pyro5's ignores).
         """
+        if where == THREAD and (self.oneway_threads_of_their_own or self._size_error is not None):
+            _real_start_thread(_run_guarded, (self, func, args))
+            return
         self._oneways.start(where, func, args, label, conn, may_wait)
 
     def oneway_full(self, conn):
@@ -516,15 +537,15 @@ class _OnewayRunner:
 
 
 def _pool_size_error(settings):
-    """The ValueError for THREADPOOL_SIZE / THREADPOOL_SIZE_MIN values no pool can have, else None."""
+    """(type, args) of the error for THREADPOOL_SIZE / THREADPOOL_SIZE_MIN values no pool can have, else None."""
     size, minimum = settings.THREADPOOL_SIZE, settings.THREADPOOL_SIZE_MIN
     try:
         if size < 1 or minimum < 1:
-            return ValueError("threadpool sizes must be greater than zero")
+            return ValueError, ("threadpool sizes must be greater than zero",)
         if minimum > size:
-            return ValueError("minimum threadpool size must be less than or equal to max size")
+            return ValueError, ("minimum threadpool size must be less than or equal to max size",)
     except TypeError as exc:  # (None, say: as Pyro5's pool, which compares them too)
-        return exc
+        return TypeError, exc.args
     return None
 
 

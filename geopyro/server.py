@@ -733,6 +733,10 @@ class Daemon:
             return None
         if self._where(call) == INLINE:
             return self._execute_inline(conn, call)
+        try:
+            self._calls.check_pool_size()  # (a multiplex daemon, as Pyro5's, takes any THREADPOOL_SIZE until here)
+        except (TypeError, ValueError) as exc:
+            return self._error_outcome(call.msg, exc, False)
         linger = getattr(conn, "lingers", False) and conn.serves_from_thread
         box.append(call)
         del call  # the pool thread may linger on the connection long after the call: it alone holds it
@@ -942,9 +946,10 @@ class Daemon:
         target = call.target
         if isinstance(target, type) and check_instancing(target)[0] != "percall" \
                 and self._existing_instance(target, conn) is None:
-            # made here, before the next request of this client can ask for it too
+            # made here, before the next request of this client can ask for it too, where that request would
+            # run (on a multiplex daemon, the loop's thread, as with Pyro5: a session's sqlite3 connection, say)
             try:
-                if where == INLINE:
+                if self._calls.where(call.target_class, call.member_name) == INLINE:
                     self._instance_for(conn, call)
                 else:
                     self._calls.call_in_thread(self._instance_for, conn, call)

@@ -985,3 +985,92 @@ def test_connected_socket_proxy_moves_between_threads_and_leaves_the_fd_to_its_o
         loop.join(5)
         right.close()
     assert not loop.is_alive()
+
+
+def test_a_multiplex_daemon_combined_into_a_greenlet_one_holds_up_none_of_its_connections(clean_config):
+    """Its loop then shares a hub with the greenlet daemon: its calls leave that thread, as the greenlet
+    daemon's do, so a blocked one does not stop the other daemon's clients."""
+    release, waiting = threading.Event(), threading.Event()
+
+    @api.expose
+    class Blocker:
+        def block(self):
+            waiting.set()
+            return release.wait(20)  # True: released by the test, not by the timeout
+
+    @api.expose
+    class Pinger:
+        def ping(self):
+            return "pong"
+
+    clean_config.SERVERTYPE = "multiplex"
+    multiplex = api.Daemon(host="127.0.0.1")
+    clean_config.SERVERTYPE = "greenlet"
+    greenlet = api.Daemon(host="127.0.0.1")
+    greenlet.combine(multiplex)
+    blocked_uri, ping_uri = multiplex.register(Blocker), greenlet.register(Pinger)
+    loop = threading.Thread(target=greenlet.requestLoop, daemon=True)
+    loop.start()
+    outcome = []
+    try:
+        def blocked_call():
+            with api.Proxy(blocked_uri) as proxy:
+                outcome.append(proxy.block())
+
+        caller = threading.Thread(target=blocked_call)
+        caller.start()
+        assert waiting.wait(10)
+        with api.Proxy(ping_uri) as pinger:
+            pinger._pyroTimeout = 15
+            assert pinger.ping() == "pong"  # while block() still waits
+        release.set()
+        caller.join(20)
+        assert outcome == [True]
+    finally:
+        release.set()
+        greenlet.shutdown()
+        loop.join(10)
+        greenlet.close()
+        multiplex.close()
+
+
+def test_a_multiplex_daemon_takes_an_unusable_pool_size_until_a_call_needs_the_pool(clean_config):
+    """As Pyro5's multiplex server, which has no pool: its calls run; a @blocking one gets the pool's error as
+    its reply (the connection stays), a oneway one runs on a thread of its own (as Pyro5 runs each)."""
+    ran = threading.Event()
+
+    @api.expose
+    class Marked:
+        def plain(self):
+            return "plain"
+
+        @api.blocking
+        def blocking(self):
+            return "blocking"
+
+        @api.oneway
+        def fire(self):
+            ran.set()
+
+    clean_config.SERVERTYPE = "multiplex"
+    clean_config.THREADPOOL_SIZE = None
+    daemon = api.Daemon(host="127.0.0.1")
+    uri = daemon.register(Marked)
+    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+    loop.start()
+    try:
+        with api.Proxy(uri) as proxy:
+            proxy._pyroTimeout = 10
+            assert proxy.plain() == "plain"
+            with pytest.raises(TypeError):
+                proxy.blocking()
+            proxy.fire()
+            assert ran.wait(10)
+            assert proxy.plain() == "plain"  # the same connection
+    finally:
+        daemon.shutdown()
+        loop.join(10)
+        daemon.close()
+    clean_config.SERVERTYPE = "greenlet"
+    with pytest.raises(TypeError):
+        api.Daemon(host="127.0.0.1")  # a server whose calls need the pool checks it when made, as Pyro5's

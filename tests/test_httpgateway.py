@@ -344,18 +344,18 @@ def test_oneway(gateway):
 
 
 def test_post_bodies(gateway):
-    """Beyond Pyro5 (which reads only the query string): a form or a JSON object in a POST body."""
+    """Beyond Pyro5 (which reads only the query string): a JSON object in a POST body. Every other body is
+    ignored, as by Pyro5: an HTML form that posts its fields along with a query string still works."""
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     as_json = {"Content-Type": "application/json"}
-    assert gateway.request("/pyro/http.calc/add", "POST", "a=1&b=2", form).json() == "12"
+    assert gateway.request("/pyro/http.calc/add?a=1&b=2", "POST", "submit=Go", form).json() == "12"
     assert gateway.request("/pyro/http.calc/add", "POST", json.dumps({"a": 1, "b": 2}), as_json).json() == 3
     assert gateway.request("/pyro/http.calc/add?a=x", "POST", '{"b": "y"}', as_json).json() == "xy"
     assert gateway.request("/pyro/http.calc/add", "POST", '{"a": [1], "b": [2]}', as_json).json() == [1, 2]
     assert gateway.request("/pyro/http.calc/fast", "POST", "", as_json).json() == "fast"  # empty: no arguments
     assert gateway.request("/pyro/http.calc/fast", "POST", "ignored", {"Content-Type": "text/plain"}).json() == "fast"
     for body in ("[1, 2]", "{not json", '"text"'):
-        reply = gateway.request("/pyro/http.calc/add", "POST", body, as_json)
-        assert reply.status == 400 and reply.body.startswith(b"invalid request body"), body
+        assert gateway.request("/pyro/http.calc/add?a=1&b=2", "POST", body, as_json).json() == "12", body
 
 
 def test_index_page(gateway):

@@ -430,3 +430,104 @@ def test_expose_on_a_property_object_exposes_its_first_accessor_as_pyro5s():
         members = module._get_exposed_members(Holder)
         listings.append((sorted(members["methods"]), sorted(members["attrs"])))
     assert listings[0] == listings[1] == (["g"], ["x"])
+
+
+def _multiplex_of(module, clean_config):
+    """(api, proxies, settings) of ``module`` with SERVERTYPE multiplex; the caller restores Pyro5's config."""
+    api = Pyro5.server if module is Pyro5 else server
+    proxies = Pyro5.client if module is Pyro5 else client
+    settings = Pyro5.config if module is Pyro5 else clean_config
+    return api, proxies, settings
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_multiplex_makes_a_session_instance_on_the_loop_thread_even_for_a_first_oneway_call(module, clean_config):
+    import sqlite3
+    import threading
+    api, proxies, settings = _multiplex_of(module, clean_config)
+    old_servertype, settings.SERVERTYPE = settings.SERVERTYPE, "multiplex"
+    ran = threading.Event()
+
+    @api.expose
+    @api.behavior(instance_mode="session")
+    class Store:
+        def __init__(self):
+            self.db = sqlite3.connect(":memory:")  # usable only on the thread that made it
+            self.db.execute("create table t (x)")
+
+        @api.oneway
+        def hello(self):
+            ran.set()
+
+        def add(self, x):
+            self.db.execute("insert into t values (?)", (x,))
+            return self.db.execute("select count(*) from t").fetchone()[0]
+
+    try:
+        with api.Daemon(host="127.0.0.1", port=0) as daemon:
+            uri = daemon.register(Store)
+            loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+            loop.start()
+            try:
+                with proxies.Proxy(uri) as proxy:
+                    proxy._pyroTimeout = 10
+                    proxy.hello()
+                    assert ran.wait(10)
+                    assert proxy.add(1) == 1
+            finally:
+                daemon.shutdown()
+                loop.join(10)
+    finally:
+        settings.SERVERTYPE = old_servertype
+        _forget_pyro5_call()
+
+
+@pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
+def test_an_outside_loop_serves_oneway_calls_among_normal_ones(module, clean_config):
+    """The program's own select() loop drives a multiplex daemon through events() (Pyro5's GUI examples): a
+    client that makes oneway calls between normal ones keeps being served (the loop never gives gevent's hub a
+    turn, so oneway calls cannot count on it)."""
+    import select
+    import threading
+    api, proxies, settings = _multiplex_of(module, clean_config)
+    old = settings.SERVERTYPE, settings.THREADPOOL_SIZE
+    settings.SERVERTYPE, settings.THREADPOOL_SIZE = "multiplex", 8  # (geopyro's quota: 4 oneway calls a client)
+    fired = []
+
+    @api.expose
+    class Thing:
+        @api.oneway
+        def fire(self, n):
+            fired.append(n)
+
+        def ping(self):
+            return "pong"
+
+    answers = []
+    try:
+        with api.Daemon(host="127.0.0.1", port=0) as daemon:
+            uri = daemon.register(Thing())
+
+            def call():
+                try:
+                    with proxies.Proxy(uri) as proxy:
+                        proxy._pyroTimeout = 10
+                        for n in range(30):
+                            proxy.fire(n)
+                            answers.append(proxy.ping())
+                except Exception as exc:
+                    answers.append(exc)
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            deadline = time.monotonic() + 60
+            while (caller.is_alive() or len(daemon.sockets) > 1) and time.monotonic() < deadline:
+                ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
+                if ready:
+                    daemon.events(ready)
+            caller.join(1)
+    finally:
+        settings.SERVERTYPE, settings.THREADPOOL_SIZE = old
+        _forget_pyro5_call()
+    assert answers == ["pong"] * 30
+    assert wait_until(lambda: sorted(fired) == list(range(30)), timeout=10)

@@ -158,7 +158,11 @@ class GreenletServer:
         """Run ``other``'s loop in a greenlet beside this one, for as long as this loop runs.
 
         Pyro5's thread server cannot combine; with greenlets it costs nothing, so it works here too.
+        A multiplex daemon's calls then leave its loop's thread, which it shares with this server.
         """
+        calls = getattr(getattr(other, "daemon", None), "_calls", None)
+        if calls is not None:
+            calls.share_the_loop()
         self._combined.append(other)
 
     def request_stop(self):

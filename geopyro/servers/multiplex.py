@@ -232,6 +232,8 @@ class MultiplexServer:
         self._owner._take_back_set_aside()
         for each in [self._owner] + self._owner._combined:
             each._flush_all()  # an outside loop waits for reading only: replies that wait go out here
+            # that loop gives the hub no turn, on which the oneway pool's bookkeeping depends
+            each.daemon._calls.oneway_threads_of_their_own = True
         for sock in eventsockets:
             try:
                 key = selector.get_key(sock)

@@ -192,7 +192,7 @@ def _same_key(given, expected):
 
 
 def _parameters(environ):
-    """Keyword arguments of the call: the query string, and for POST also a form or JSON-object body."""
+    """Keyword arguments of the call: the query string, and for POST also a JSON-object body."""
     parameters = singlyfy_parameters(urllib.parse.parse_qs(environ.get("QUERY_STRING", "")))
     if environ.get("REQUEST_METHOD") == "POST":
         parameters.update(_body_parameters(environ))
@@ -214,20 +214,15 @@ def _body_parameters(environ):
     except ValueError:
         raise _Refused("400 Bad Request", "invalid Content-Length") from None
     kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if length <= 0 or kind not in ("application/json", "application/x-www-form-urlencoded"):
-        return {}  # another kind of body: ignored, as Pyro5 ignores every body
+    if length <= 0 or kind != "application/json":
+        return {}  # another kind of body (an HTML form's, say): ignored, as Pyro5 ignores every body
     if length > MAX_BODY:
         raise _Refused("413 Request Entity Too Large", "the request body is larger than %d bytes" % MAX_BODY)
-    body = environ["wsgi.input"].read(length)
     try:
-        if kind == "application/json":
-            values = json.loads(body)
-            if not isinstance(values, dict):
-                raise ValueError("a JSON body must be an object of keyword arguments")
-            return values
-        return singlyfy_parameters(urllib.parse.parse_qs(body.decode("utf-8")))
-    except ValueError as exc:
-        raise _Refused("400 Bad Request", "invalid request body: %s" % exc) from None
+        values = json.loads(environ["wsgi.input"].read(length))
+    except ValueError:
+        return {}  # (not JSON after all: ignored, as by Pyro5)
+    return values if isinstance(values, dict) else {}
 
 
 def _call(environ, start_response, name, member, parameters):
