@@ -140,6 +140,12 @@ class _Worker:
             job.run()
             job = None
 
+    def release(self):
+        """Let the thread end once the jobs already queued are done; a later job starts a new one."""
+        with self._lock:
+            if self._running and not self._closed:
+                self._jobs.put(None)
+
     def stop(self, reason="closed"):
         """Refuse new jobs; the thread ends once the jobs already queued are done."""
         with self._lock:
@@ -382,10 +388,9 @@ class SqlStorage(_Mapping):
         """(on a worker) Run ``func`` in a transaction; sqlite errors become NamingErrors (the client sees them)."""
         try:
             db = getattr(self, which)
-            if db is None:
-                if which == "_db" or self._db is None:
-                    raise NamingError("name server store %s is closed" % self.dbfile)
-                db = self._read_db = self._connect()
+            if db is None:  # the first read, or a use after close(): connect (again)
+                db = self._connect()
+                setattr(self, which, db)
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = func(db, *args)
@@ -556,14 +561,15 @@ class SqlStorage(_Mapping):
             db.close()
 
     def close(self):
-        """Close the file (after the work already queued); later calls raise NamingError."""
+        """Close the file (after the work already queued) and let the worker threads end. As Pyro5's store
+        (which connects for each operation), a closed one may still be used: it connects again; close it
+        again afterwards."""
         with contextlib.suppress(NamingError):
             self._reader.call(self._close_db, "_read_db")
         with contextlib.suppress(NamingError):
             self._worker.call(self._close_db)
-        reason = "name server store %s is closed" % self.dbfile
-        self._reader.stop(reason)
-        self._worker.stop(reason)
+        self._reader.release()
+        self._worker.release()
 
 
 def make_storage(storage):

@@ -573,3 +573,20 @@ def test_pyro5_style_stop_flag_and_no_port_taken_by_a_refused_interval(clean_con
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", int(port)))  # the refused daemon took nothing
 
+
+
+def test_a_closed_sql_store_lets_its_threads_go_and_may_still_be_used_as_pyro5s(tmp_path):
+    """Pyro5's SqlStorage connects for each operation, so code (Pyro5's own tests) uses it after close()."""
+    import Pyro5.nameserver
+    ours = nameserver.make_storage("sql:" + str(tmp_path / "ns.sqlite"))
+    theirs = Pyro5.nameserver.SqlStorage(str(tmp_path / "pyro5.sqlite"))
+    seen = []
+    for store in (ours, theirs):
+        store["a"] = ("PYRO:a@h:1", {"m"})
+        store.close()
+        seen.append((store["a"], len(store)))
+        store.clear()
+        seen.append(len(store))
+        store.close()
+    assert seen[:2] == seen[2:] == [(("PYRO:a@h:1", {"m"}), 1), 0]
+    wait_until(lambda: not ours._worker._running and not ours._reader._running, what="the store's threads to end")
