@@ -231,8 +231,11 @@ def main(argv=None):
         print(USAGE, file=sys.stderr if args[:1] != ["-h"] and args[:1] != ["--help"] else sys.stdout)
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
     if patch:
+        import gevent
         from gevent import monkey
         monkey.patch_all()
+        hub = gevent.get_hub()  # Ctrl-C while the program waits through the hub: raised, as before, not printed
+        hub.NOT_ERROR = tuple(hub.NOT_ERROR) + (KeyboardInterrupt,)  # by the hub too (Pyro5's programs print nothing)
     install()
     _pass_to_children()
     if args[0] == "-m":

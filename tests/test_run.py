@@ -279,3 +279,48 @@ def test_a_child_without_geopyro_gets_the_real_package(tmp_path):
     code = "import sys; sys.modules['geopyro'] = None; import Pyro5; print(Pyro5.WHO)"  # (geopyro not importable)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "the real one", done.stderr
+
+
+CTRL_C_CLIENT = """\
+import sys
+import Pyro5.api
+
+with Pyro5.api.Proxy(sys.argv[1]) as proxy:
+    try:
+        print("calling", flush=True)
+        proxy.wait()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("implementation", ["pyro5", "geopyro", "geopyro --patch"])
+def test_ctrl_c_in_a_client_call_is_a_quiet_keyboard_interrupt(program, daemons, implementation):
+    """The program gets its KeyboardInterrupt; nothing is printed (with --patch, not by gevent's hub either)."""
+    import signal
+    import threading
+    release, entered = threading.Event(), threading.Event()
+
+    @geopyro.api.expose
+    class Waiter:
+        def wait(self):
+            entered.set()
+            return release.wait(60)
+
+    uri = daemons.serve(Waiter)
+    script = program("client.py", CTRL_C_CLIENT)
+    command = [sys.executable, script] if implementation == "pyro5" else \
+        [sys.executable, "-m", "geopyro.run"] + implementation.split()[1:] + [script]
+    proc = subprocess.Popen(command + [str(uri)], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert first_line(proc, time.monotonic() + 30, "client").strip() == "calling"
+        assert entered.wait(30)  # the client waits for the reply now (with --patch: through gevent's hub)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert (proc.returncode, out.strip(), err) == (0, "interrupted", "")
