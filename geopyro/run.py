@@ -120,6 +120,8 @@ class _Pyro5Finder(importlib.abc.MetaPathFinder):
         real = ALIASES.get(fullname)
         if real is None:
             return None  # not a module of Pyro5's or Pyro4's: the usual "No module named" error
+        if fullname == "Pyro4" and "Pyro4" not in sys.modules:
+            _pyro4_program()
         return importlib.util.spec_from_loader(fullname, _AliasLoader(real), is_package=fullname in _PACKAGES)
 
 
@@ -154,8 +156,22 @@ PYRO5_LOGGERS = {
 }
 
 
-def _log_through_pyro5_loggers(on):
-    """Hang each geopyro logger under the Pyro5 logger of the same job (or back under its own parent).
+# the same for a Pyro4 program (one that imports Pyro4 through the launcher)
+PYRO4_LOGGERS = {
+    "geopyro": "Pyro4",
+    "geopyro.client": "Pyro4.core",
+    "geopyro.core": "Pyro4.core",
+    "geopyro.nameserver": "Pyro4.naming",
+    "geopyro.serializers": "Pyro4.util",
+    "geopyro.server": "Pyro4.core",
+    "geopyro.servers.existing": "Pyro4.existingconnectionserver",
+    "geopyro.servers.greenlet": "Pyro4.threadpoolserver",
+    "geopyro.servers.multiplex": "Pyro4.multiplexserver",
+}
+
+
+def _log_through_pyro5_loggers(on, loggers=PYRO5_LOGGERS):
+    """Hang each geopyro logger under the Pyro5 (or Pyro4) logger of the same job (or back under its own parent).
 
     Then a program that configures ``logging.getLogger("Pyro5.server")``, or
     all of ``"Pyro5"`` (levels, handlers), configures geopyro's loggers too.
@@ -164,18 +180,25 @@ def _log_through_pyro5_loggers(on):
     ``"geopyro"``; and ``logging.config.dictConfig`` disables loggers by
     name, so pass it ``disable_existing_loggers=False``, as with Pyro5's.)
     """
-    for name in ("geopyro.servers", "geopyro.utils") + tuple(PYRO5_LOGGERS):
+    for name in ("geopyro.servers", "geopyro.utils") + tuple(loggers):
         logging.getLogger(name)
-    for ours, theirs in PYRO5_LOGGERS.items():
+    for ours, theirs in loggers.items():
         parent = ours.rpartition(".")[0]
         logging.getLogger(ours).parent = logging.getLogger(theirs if on else parent or "")
 
 
-_PYRO5_SILENT = 9999  # the level Pyro5 gives its "Pyro5" logger when PYRO_LOGLEVEL is not set
-_silenced = False  # True while _silence_like_pyro5 holds the "Pyro5" logger at that level
+def _pyro4_program():
+    """A Pyro4 program imports Pyro4 through the alias: geopyro's loggers hang under Pyro4's instead, which is
+    kept off as Pyro4 keeps it (unless PYRO_LOGLEVEL is set)."""
+    _log_through_pyro5_loggers(True, PYRO4_LOGGERS)
+    _silence_like_pyro5(True, "Pyro4")
 
 
-def _silence_like_pyro5(on):
+_PYRO5_SILENT = 9999  # the level Pyro5 (and Pyro4) give their logger when PYRO_LOGLEVEL is not set
+_silenced = set()  # the loggers ("Pyro5", "Pyro4") _silence_like_pyro5 holds at that level
+
+
+def _silence_like_pyro5(on, name="Pyro5"):
     """Give the "Pyro5" logger the level Pyro5 gives it: off, unless PYRO_LOGLEVEL is set.
 
     A Pyro5 program that configures logging sees none of Pyro5's records unless it
@@ -184,13 +207,12 @@ def _silence_like_pyro5(on):
     level the program sets, before or after its import of Pyro5, wins. The blocking
     detector's warning still shows, as a BlockingCallWarning.)
     """
-    global _silenced
-    pyro5 = logging.getLogger("Pyro5")
+    pyro5 = logging.getLogger(name)
     if on and not os.environ.get("PYRO_LOGLEVEL") and pyro5.level == logging.NOTSET:
         pyro5.setLevel(_PYRO5_SILENT)
-        _silenced = True
-    elif not on and _silenced:
-        _silenced = False
+        _silenced.add(name)
+    elif not on and name in _silenced:
+        _silenced.discard(name)
         if pyro5.level == _PYRO5_SILENT:  # (a level the program set stays)
             pyro5.setLevel(logging.NOTSET)
 
@@ -201,6 +223,7 @@ def uninstall():
         sys.meta_path.remove(_finder)
         _log_through_pyro5_loggers(False)
         _silence_like_pyro5(False)
+        _silence_like_pyro5(False, "Pyro4")
     for name in list(sys.modules):
         if _is_aliased(name):
             del sys.modules[name]

@@ -531,3 +531,29 @@ def test_an_outside_loop_serves_oneway_calls_among_normal_ones(module, clean_con
         _forget_pyro5_call()
     assert answers == ["pong"] * 30
     assert wait_until(lambda: sorted(fired) == list(range(30)), timeout=10)
+
+
+def test_a_pyro4_program_configures_geopyros_loggers_through_pyro4s(tmp_path):
+    """Under the launcher a program that imports Pyro4 gets geopyro's records through the "Pyro4" loggers, which
+    stay off, as Pyro4 keeps them, unless the program (or PYRO_LOGLEVEL) sets a level."""
+    program = textwrap.dedent("""\
+        import logging
+        records = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.name)
+        import Pyro4
+        silent = logging.getLogger("Pyro4").getEffectiveLevel()
+        Pyro4.Daemon(port=0).close()
+        before = list(records)
+        logging.getLogger("Pyro4").addHandler(Keep())
+        logging.getLogger("Pyro4").setLevel(logging.DEBUG)
+        Pyro4.Daemon(port=0).close()
+        print(silent, before, "geopyro.server" in records)
+        """)
+    script = tmp_path / "logs4.py"
+    script.write_text(program)
+    done = subprocess.run([sys.executable, "-m", "geopyro.run", str(script)], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["9999", "[]", "True"]
