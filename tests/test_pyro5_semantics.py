@@ -1,10 +1,13 @@
 """Pyro5 behaviours that unmodified programs (and Pyro5's own tests) rely on, each checked beside Pyro5."""
 
 import gc
+import select
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import weakref
 
@@ -239,7 +242,6 @@ def test_the_daemon_an_object_was_registered_with_does_not_travel():
 def test_a_socket_made_with_create_socket_may_be_used_on_another_thread(module):
     """Plain code in an unpatched program gets a plain socket: made on one thread, it serves on another
     (a gevent socket belongs to its thread's hub and would refuse with "Cannot switch to a different thread")."""
-    import threading
     util = Pyro5.socketutil if module is Pyro5 else sys.modules["geopyro.socketutil"]
     listener = util.create_socket(bind=("127.0.0.1", 0), timeout=10)
     accepting, received = threading.Event(), []
@@ -272,7 +274,6 @@ def test_a_socket_made_with_create_socket_may_be_used_on_another_thread(module):
 def test_a_method_that_raises_keyboard_interrupt_ends_its_connection_not_the_server(module):
     """In Pyro5 it ends the thread serving that client; geopyro's default server (a call on a pool thread in
     this unpatched program) ends that client's connection, and the loop goes on serving the others."""
-    import threading
     api = Pyro5.server if module is Pyro5 else server
     proxies = Pyro5.client if module is Pyro5 else client
     errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
@@ -303,13 +304,31 @@ def test_a_method_that_raises_keyboard_interrupt_ends_its_connection_not_the_ser
             loop.join(10)
 
 
+def _serve_from_own_loop(daemon, make_proxy, calls, answers, timeout=60):
+    """The program's own select() loop drives ``daemon`` through events(), as in Pyro5's examples, while a
+    thread makes ``calls(proxy)`` (an error goes into ``answers``); on until the daemon saw the client leave."""
+    def call():
+        try:
+            with make_proxy() as proxy:
+                proxy._pyroTimeout = 10
+                calls(proxy)
+        except Exception as exc:
+            answers.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + timeout
+    while (caller.is_alive() or len(daemon.sockets) > 1) and time.monotonic() < deadline:
+        ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
+        if ready:
+            daemon.events(ready)
+    caller.join(1)
+
+
 @pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
 def test_multiplex_runs_calls_on_the_thread_that_runs_its_loop(module, clean_config):
     """Pyro5's multiplex server calls methods on the thread of requestLoop() or of the program's own loop that
     calls events(): a GUI toolkit's main thread, or an SQLite connection made there, work from a method."""
-    import select
-    import sqlite3
-    import threading
     api = Pyro5.server if module is Pyro5 else server
     proxies = Pyro5.client if module is Pyro5 else client
     settings = Pyro5.config if module is Pyro5 else clean_config
@@ -332,23 +351,10 @@ def test_multiplex_runs_calls_on_the_thread_that_runs_its_loop(module, clean_con
         with api.Daemon(host="127.0.0.1", port=0) as daemon:
             uri = daemon.register(Store)
 
-            def call():
-                try:
-                    with proxies.Proxy(uri) as proxy:
-                        proxy._pyroTimeout = 10
-                        answers.extend([proxy.add(1), proxy.add(2), proxy.count()])
-                except Exception as exc:
-                    answers.append(exc)
+            def call(proxy):
+                answers.extend([proxy.add(1), proxy.add(2), proxy.count()])
 
-            caller = threading.Thread(target=call)
-            caller.start()
-            deadline = time.monotonic() + 20
-            # the program's own loop, as in Pyro5's examples; on until the daemon saw the client leave
-            while (caller.is_alive() or len(daemon.sockets) > 1) and time.monotonic() < deadline:
-                ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
-                if ready:
-                    daemon.events(ready)
-            caller.join(1)
+            _serve_from_own_loop(daemon, lambda: proxies.Proxy(uri), call, answers)
     finally:
         settings.SERVERTYPE = old_servertype
         database.close()
@@ -358,7 +364,6 @@ def test_multiplex_runs_calls_on_the_thread_that_runs_its_loop(module, clean_con
 
 @pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
 def test_client_disconnect_only_for_clients_whose_handshake_was_accepted(module):
-    import threading
     api = Pyro5.server if module is Pyro5 else server
     proxies = Pyro5.client if module is Pyro5 else client
     errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
@@ -442,8 +447,6 @@ def _multiplex_of(module, clean_config):
 
 @pytest.mark.parametrize("module", [Pyro5, sys.modules["geopyro"]], ids=["Pyro5", "geopyro"])
 def test_multiplex_makes_a_session_instance_on_the_loop_thread_even_for_a_first_oneway_call(module, clean_config):
-    import sqlite3
-    import threading
     api, proxies, settings = _multiplex_of(module, clean_config)
     old_servertype, settings.SERVERTYPE = settings.SERVERTYPE, "multiplex"
     ran = threading.Event()
@@ -487,8 +490,6 @@ def test_an_outside_loop_serves_oneway_calls_among_normal_ones(module, clean_con
     """The program's own select() loop drives a multiplex daemon through events() (Pyro5's GUI examples): a
     client that makes oneway calls between normal ones keeps being served (the loop never gives gevent's hub a
     turn, so oneway calls cannot count on it)."""
-    import select
-    import threading
     api, proxies, settings = _multiplex_of(module, clean_config)
     old = settings.SERVERTYPE, settings.THREADPOOL_SIZE
     settings.SERVERTYPE, settings.THREADPOOL_SIZE = "multiplex", 8  # (geopyro's quota: 4 oneway calls a client)
@@ -508,24 +509,12 @@ def test_an_outside_loop_serves_oneway_calls_among_normal_ones(module, clean_con
         with api.Daemon(host="127.0.0.1", port=0) as daemon:
             uri = daemon.register(Thing())
 
-            def call():
-                try:
-                    with proxies.Proxy(uri) as proxy:
-                        proxy._pyroTimeout = 10
-                        for n in range(30):
-                            proxy.fire(n)
-                            answers.append(proxy.ping())
-                except Exception as exc:
-                    answers.append(exc)
+            def call(proxy):
+                for n in range(30):
+                    proxy.fire(n)
+                    answers.append(proxy.ping())
 
-            caller = threading.Thread(target=call)
-            caller.start()
-            deadline = time.monotonic() + 60
-            while (caller.is_alive() or len(daemon.sockets) > 1) and time.monotonic() < deadline:
-                ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
-                if ready:
-                    daemon.events(ready)
-            caller.join(1)
+            _serve_from_own_loop(daemon, lambda: proxies.Proxy(uri), call, answers)
     finally:
         settings.SERVERTYPE, settings.THREADPOOL_SIZE = old
         _forget_pyro5_call()
