@@ -1,5 +1,6 @@
 """Pyro5 behaviours that unmodified programs (and Pyro5's own tests) rely on, each checked beside Pyro5."""
 
+import contextlib
 import gc
 import select
 import socket
@@ -286,22 +287,28 @@ def test_a_method_that_raises_keyboard_interrupt_ends_its_connection_not_the_ser
         def interrupt(self):
             raise KeyboardInterrupt
 
-    with api.Daemon(host="127.0.0.1", port=0) as daemon:
+    with api.Daemon(host="127.0.0.1", port=0) as daemon, _request_loop_running(daemon) as loop:
         uri = daemon.register(Interrupted)
-        loop = threading.Thread(target=daemon.requestLoop, daemon=True)
-        loop.start()
-        try:
-            with proxies.Proxy(uri) as proxy:
-                proxy._pyroTimeout = 10
-                with pytest.raises(errs.ConnectionClosedError):
-                    proxy.interrupt()
-            with proxies.Proxy(uri) as proxy:
-                proxy._pyroTimeout = 10
-                assert proxy.ping() == "pong"
-            assert loop.is_alive()
-        finally:
-            daemon.shutdown()
-            loop.join(10)
+        with proxies.Proxy(uri) as proxy:
+            proxy._pyroTimeout = 10
+            with pytest.raises(errs.ConnectionClosedError):
+                proxy.interrupt()
+        with proxies.Proxy(uri) as proxy:
+            proxy._pyroTimeout = 10
+            assert proxy.ping() == "pong"
+        assert loop.is_alive()
+
+
+@contextlib.contextmanager
+def _request_loop_running(daemon):
+    """``daemon``'s requestLoop on a thread for the block (the thread object is given); shut down after it."""
+    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+    loop.start()
+    try:
+        yield loop
+    finally:
+        daemon.shutdown()
+        loop.join(10)
 
 
 def _serve_from_own_loop(daemon, make_proxy, calls, answers, timeout=60):
@@ -379,23 +386,17 @@ def test_client_disconnect_only_for_clients_whose_handshake_was_accepted(module)
         def clientDisconnect(self, conn):
             events.append("disconnect")
 
-    daemon = Guarded(host="127.0.0.1", port=0)
-    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
-    loop.start()
-    try:
-        for secret in ("wrong", "let me in"):
-            proxy = proxies.Proxy(daemon.uriFor(module.core.DAEMON_NAME))
-            proxy._pyroHandshake = secret
-            try:
-                proxy._pyroBind()
-            except errs.CommunicationError:
-                assert secret == "wrong"
-            proxy._pyroRelease()
-        wait_until(lambda: "disconnect" in events, timeout=10)
-    finally:
-        daemon.shutdown()
-        loop.join(10)
-        daemon.close()
+    with Guarded(host="127.0.0.1", port=0) as daemon:
+        with _request_loop_running(daemon):
+            for secret in ("wrong", "let me in"):
+                proxy = proxies.Proxy(daemon.uriFor(module.core.DAEMON_NAME))
+                proxy._pyroHandshake = secret
+                try:
+                    proxy._pyroBind()
+                except errs.CommunicationError:
+                    assert secret == "wrong"
+                proxy._pyroRelease()
+            wait_until(lambda: "disconnect" in events, timeout=10)
     assert events == ["accepted", "disconnect"]
 
 
@@ -467,19 +468,13 @@ def test_multiplex_makes_a_session_instance_on_the_loop_thread_even_for_a_first_
             return self.db.execute("select count(*) from t").fetchone()[0]
 
     try:
-        with api.Daemon(host="127.0.0.1", port=0) as daemon:
+        with api.Daemon(host="127.0.0.1", port=0) as daemon, _request_loop_running(daemon):
             uri = daemon.register(Store)
-            loop = threading.Thread(target=daemon.requestLoop, daemon=True)
-            loop.start()
-            try:
-                with proxies.Proxy(uri) as proxy:
-                    proxy._pyroTimeout = 10
-                    proxy.hello()
-                    assert ran.wait(10)
-                    assert proxy.add(1) == 1
-            finally:
-                daemon.shutdown()
-                loop.join(10)
+            with proxies.Proxy(uri) as proxy:
+                proxy._pyroTimeout = 10
+                proxy.hello()
+                assert ran.wait(10)
+                assert proxy.add(1) == 1
     finally:
         settings.SERVERTYPE = old_servertype
         _forget_pyro5_call()
