@@ -116,6 +116,16 @@ def _run_guarded(runner, func, args, ticket=None):
         _worker_state.runner = None
 
 
+def _run_on_a_thread_of_its_own(runner, func, args):
+    """_run_guarded on a thread started for it; the gevent hub the call may have made here goes with it."""
+    try:
+        _run_guarded(runner, func, args)
+    finally:
+        hub = get_hub_if_exists()
+        if hub is not None:
+            hub.destroy(destroy_loop=True)
+
+
 class ThreadInterrupted(SystemExit):
     """KeyboardInterrupt raised by code on a pool thread, handed to the waiting greenlet.
 
@@ -313,7 +323,7 @@ class CallRunner:
         on a multiplex daemon (which Pyro5's ignores).
         """
         if where == THREAD and (self.oneway_threads_of_their_own or self._size_error is not None):
-            _real_start_thread(_run_guarded, (self, func, args))
+            _real_start_thread(_run_on_a_thread_of_its_own, (self, func, args))
             return
         self._oneways.start(where, func, args, label, conn, may_wait)
 

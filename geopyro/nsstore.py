@@ -341,6 +341,7 @@ class SqlStorage(_Mapping):
         self.delete([name])  # (as Pyro5's SqlStorage: an unknown name is no error; the memory store is a dict's)
 
     def __init__(self, dbfile):
+        self._closed = False
         if dbfile == ":memory:":
             raise ValueError("sqlite :memory: databases are not supported; use the 'memory' storage instead")
         self.dbfile = dbfile
@@ -388,18 +389,24 @@ class SqlStorage(_Mapping):
         """(on a worker) Run ``func`` in a transaction; sqlite errors become NamingErrors (the client sees them)."""
         try:
             db = getattr(self, which)
-            if db is None:  # the first read, or a use after close(): connect (again)
+            once = db is None and self._closed  # a use after close(): a connection for this one, as Pyro5's
+            if db is None:
                 db = self._connect()
-                setattr(self, which, db)
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if not once:
+                    setattr(self, which, db)  # (the bulk-read connection, made at the first read)
             try:
-                result = func(db, *args)
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = func(db, *args)
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return result
+            finally:
+                if once:
+                    db.close()
         except sqlite3.Error as exc:
             raise NamingError("sqlite error in name server store %s: %s" % (self.dbfile, exc)) from None
 
@@ -562,8 +569,9 @@ class SqlStorage(_Mapping):
 
     def close(self):
         """Close the file (after the work already queued) and let the worker threads end. As Pyro5's store
-        (which connects for each operation), a closed one may still be used: it connects again; close it
-        again afterwards."""
+        (which connects for each operation), a closed one may still be used: each operation then opens and
+        closes a connection of its own."""
+        self._closed = True
         with contextlib.suppress(NamingError):
             self._reader.call(self._close_db, "_read_db")
         with contextlib.suppress(NamingError):

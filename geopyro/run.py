@@ -79,7 +79,7 @@ MISSING = {
     "Pyro4.utils.httpgateway": "Pyro4's HTTP gateway: use python -m geopyro.utils.httpgateway",
 }
 ALIASES = dict(PYRO5_MODULES, **PYRO4_MODULES)
-_PACKAGES = ("Pyro5", "Pyro5.utils", "Pyro5.compatibility", "Pyro4")
+_PACKAGES = ("Pyro5", "Pyro5.utils", "Pyro5.compatibility", "Pyro5.compatibility.Pyro4", "Pyro4")
 
 log = logging.getLogger("geopyro.run")
 
@@ -91,6 +91,8 @@ class _AliasLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec):
+        if spec.name == "Pyro4" and not any(name.partition(".")[0] == "Pyro5" for name in sys.modules):
+            _pyro4_program()  # a Pyro4 program (not a Pyro5 one that also imports Pyro4)
         return importlib.import_module(self.target)
 
     def exec_module(self, module):
@@ -120,9 +122,9 @@ class _Pyro5Finder(importlib.abc.MetaPathFinder):
         real = ALIASES.get(fullname)
         if real is None:
             return None  # not a module of Pyro5's or Pyro4's: the usual "No module named" error
-        if fullname == "Pyro4" and "Pyro4" not in sys.modules:
-            _pyro4_program()
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(real), is_package=fullname in _PACKAGES)
+        real_spec = importlib.util.find_spec(real)
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(real), origin=real_spec and real_spec.origin,
+                                               is_package=fullname in _PACKAGES)
 
 
 _finder = _Pyro5Finder()
@@ -278,7 +280,7 @@ def _pass_to_children():
     Here the alias answers first, so they are never used in this process."""
     import os
     from . import inherit
-    sys.path.insert(0, inherit.FOLDER)
+    sys.path.insert(1, inherit.FOLDER)  # (after the program's own folder, ahead of site-packages)
     inherited = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = inherit.FOLDER + (os.pathsep + inherited if inherited else "")
 

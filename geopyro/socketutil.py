@@ -161,10 +161,9 @@ def create_socket(bind=None, connect=None, reuseaddr=False, keepalive=True, time
     if family == _stdlib_socket.AF_UNIX and bind and os.path.exists(bind):
         os.remove(bind)  # a stale socket file from an earlier run
     if isinstance(address, tuple) and isinstance(address[1], int) and not 0 <= address[1] <= 65535:
-        # (getaddrinfo would take the port modulo 65536: another port; Python's own socket calls refuse it)
-        if connect:
-            raise CommunicationError("cannot connect to %s: port must be 0-65535" % (connect,))
-        raise OverflowError("bind(): port must be 0-65535.")
+        # (getaddrinfo would take the port modulo 65536: another port) Python's own socket calls refuse it so,
+        # as Pyro5's create_socket lets them; a proxy makes it a CommunicationError
+        raise OverflowError("%s(): port must be 0-65535." % ("connect" if connect else "bind"))
     if cooperative is None:
         cooperative = isinstance(sslContext, gssl.SSLContext) if sslContext is not None \
             else program.client_cooperates()

@@ -1074,3 +1074,45 @@ def test_a_multiplex_daemon_takes_an_unusable_pool_size_until_a_call_needs_the_p
     clean_config.SERVERTYPE = "greenlet"
     with pytest.raises(TypeError):
         api.Daemon(host="127.0.0.1")  # a server whose calls need the pool checks it when made, as Pyro5's
+
+
+def test_oneway_threads_of_their_own_take_their_gevent_hub_with_them(clean_config):
+    """A oneway call that uses gevent on a thread started for it (an outside events() loop drives the daemon)
+    leaves no hub, and so no descriptors, behind."""
+    import os
+    import select
+
+    @api.expose
+    class Touch:
+        def __init__(self):
+            self.done = []
+
+        @api.oneway
+        def fire(self, n):
+            gevent.sleep(0)  # this thread's own hub
+            self.done.append(n)
+
+    def descriptors():
+        return len(os.listdir("/proc/self/fd"))
+
+    clean_config.SERVERTYPE = "multiplex"
+    touch = Touch()
+    with api.Daemon(host="127.0.0.1") as daemon:
+        uri = daemon.register(touch)
+        before = descriptors()
+
+        def call():
+            with api.Proxy(uri) as proxy:
+                for n in range(100):
+                    proxy.fire(n)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        deadline = time.monotonic() + 60
+        while (caller.is_alive() or len(touch.done) < 100) and time.monotonic() < deadline:
+            ready, _, _ = select.select(daemon.sockets, [], [], 0.05)
+            if ready:
+                daemon.events(ready)
+        caller.join(10)
+        assert len(touch.done) == 100
+        assert wait_until(lambda: descriptors() <= before + 10, timeout=10)  # (each hub left behind held 2)

@@ -1,5 +1,6 @@
 """The name server in-process: every operation, storage, broadcast discovery, resolving, autoclean, serve()."""
 
+import os
 import socket
 import threading
 import time
@@ -590,3 +591,10 @@ def test_a_closed_sql_store_lets_its_threads_go_and_may_still_be_used_as_pyro5s(
         store.close()
     assert seen[:2] == seen[2:] == [(("PYRO:a@h:1", {"m"}), 1), 0]
     wait_until(lambda: not ours._worker._running and not ours._reader._running, what="the store's threads to end")
+    ours["late"] = ("PYRO:b@h:2", set())  # (a request still running when the name server closed its store)
+    assert ours["late"] == ("PYRO:b@h:2", set())
+
+    def open_on_the_file():
+        return [fd for fd in os.listdir("/proc/self/fd")
+                if os.path.realpath("/proc/self/fd/" + fd).startswith(str(tmp_path / "ns.sqlite"))]
+    assert open_on_the_file() == []  # a use after close() opens and closes a connection of its own

@@ -409,12 +409,16 @@ def test_a_port_past_65535_fails_when_used_not_when_parsed(module, host):
     errs = Pyro5.errors if module is Pyro5 else sys.modules["geopyro.errors"]
     proxies = Pyro5.client if module is Pyro5 else client
     api = Pyro5.server if module is Pyro5 else server
+    util = Pyro5.socketutil if module is Pyro5 else sys.modules["geopyro.socketutil"]
     uri = core.URI("PYRO:obj@%s:99999" % host)
     assert uri.port == 99999
     with pytest.raises(errs.CommunicationError, match="port must be 0-65535"):
         proxies.Proxy(uri)._pyroBind()
     with pytest.raises(OverflowError):
         api.Daemon(host=host, port=99999)
+    if host == "127.0.0.1":  # (Pyro5's own lets getaddrinfo take a name's port modulo 65536)
+        with pytest.raises(OverflowError, match="connect"):
+            util.create_socket(connect=(host, 70000))
 
 
 def test_expose_on_a_property_object_exposes_its_first_accessor_as_pyro5s():
@@ -541,3 +545,20 @@ def test_a_pyro4_program_configures_geopyros_loggers_through_pyro4s(tmp_path):
                           env=child_env(), timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["9999", "[]", "True"]
+
+
+def test_a_pyro5_program_that_looks_for_pyro4_keeps_its_pyro5_loggers(tmp_path):
+    """Only a Pyro4 program moves geopyro's loggers under "Pyro4": a Pyro5 program that probes for Pyro4, or
+    imports it too, keeps them under "Pyro5"."""
+    program = textwrap.dedent("""\
+        import importlib.util, logging
+        import Pyro5.api
+        importlib.util.find_spec("Pyro4")
+        import Pyro4
+        print(logging.getLogger("geopyro.server").parent.name)
+        """)
+    script = tmp_path / "probe.py"
+    script.write_text(program)
+    done = subprocess.run([sys.executable, "-m", "geopyro.run", str(script)], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "Pyro5.server"), done.stderr

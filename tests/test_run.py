@@ -324,3 +324,11 @@ def test_ctrl_c_in_a_client_call_is_a_quiet_keyboard_interrupt(program, daemons,
             proc.kill()
             proc.communicate(timeout=10)
     assert (proc.returncode, out.strip(), err) == (0, "interrupted", "")
+
+
+def test_with_m_the_first_path_entry_is_still_the_working_folder(tmp_path):
+    """As with ``python -m``: the launcher's stand-ins for child processes go after it."""
+    (tmp_path / "where.py").write_text("import os, sys\nprint(os.path.realpath(sys.path[0] or '.'))\n")
+    done = subprocess.run([sys.executable, "-m", "geopyro.run", "-m", "where"], capture_output=True, text=True,
+                          env=child_env(), timeout=60, cwd=str(tmp_path))
+    assert (done.returncode, done.stdout.strip()) == (0, os.path.realpath(str(tmp_path))), done.stderr
