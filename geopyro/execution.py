@@ -153,7 +153,7 @@ class CallRunner:
         # has nothing to point out
         self.loop_holds_calls = self.call_default == INLINE and self.default == THREAD
         self.size = settings.THREADPOOL_SIZE
-        self._size_error = _pool_size_error(settings)  # (type, args) of the error, or None
+        self.pool_size_error = _pool_size_error(settings)  # (type, args) of the error, or None
         if self.call_default == THREAD or not self.forced and settings.SERVERTYPE != "multiplex":
             self.check_pool_size()  # (when the daemon is made, as Pyro5's thread server checks its pool)
         # oneway calls of a multiplex daemon driven by an outside loop through events(): that loop never gives
@@ -205,8 +205,8 @@ class CallRunner:
     def check_pool_size(self):
         """Raise the ValueError of a bad THREADPOOL_SIZE(_MIN) now that a call needs a thread (a multiplex
         daemon, as Pyro5's, takes any value while its calls need none)."""
-        if self._size_error is not None:
-            error_type, args = self._size_error
+        if self.pool_size_error is not None:
+            error_type, args = self.pool_size_error
             raise error_type(*args)  # (a new one each time: one kept would gather every caller's frames)
 
     def _thread_pool(self):
@@ -322,7 +322,7 @@ class CallRunner:
         the pool's bookkeeping needs the hub to turn), or THREADPOOL_SIZE is unusable
         on a multiplex daemon (which Pyro5's ignores).
         """
-        if where == THREAD and (self.oneway_threads_of_their_own or self._size_error is not None):
+        if where == THREAD and (self.oneway_threads_of_their_own or self.pool_size_error is not None):
             _real_start_thread(_run_on_a_thread_of_its_own, (self, func, args))
             return
         self._oneways.start(where, func, args, label, conn, may_wait)
@@ -465,8 +465,6 @@ class _OnewayRunner:
         self.closed = False
 
     def start(self, where, func, args, label, conn, may_wait):
-        if where == THREAD:
-            self.runner.check_pool_size()
         quota = max(1, self.limits[where] // 2)
         while may_wait and self.per_connection.get(conn, 0) >= quota and not self.closed:
             room = self.room_for.get(conn)
