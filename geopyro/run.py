@@ -201,7 +201,8 @@ _silenced = set()  # the loggers ("Pyro5", "Pyro4") _silence_like_pyro5 holds at
 
 
 def _silence_like_pyro5(on, name="Pyro5"):
-    """Give the "Pyro5" logger the level Pyro5 gives it: off, unless PYRO_LOGLEVEL is set.
+    """Give the "Pyro5" (or ``name``, "Pyro4") logger the level Pyro5 (Pyro4) gives it: off, unless PYRO_LOGLEVEL
+    is set.
 
     A Pyro5 program that configures logging sees none of Pyro5's records unless it
     sets PYRO_LOGLEVEL or the "Pyro5" logger's level itself; under the launcher it
