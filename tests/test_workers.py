@@ -92,14 +92,20 @@ class Served:
 
     def wait_for(self, text, timeout=STARTUP_DEADLINE):
         assert wait_until(lambda: text in self.output() or self.proc.poll() is not None, timeout), self.output()
+        if text not in self.output():
+            self._reader.join(5)  # (it ended: what it printed last may still be in the pipe)
         assert text in self.output(), self.output()
+
+    def exit_code(self, timeout=60):
+        """Wait for the arbiter to end, and for the reader to have every line it printed."""
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
 
     def stop(self, signum=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
+        return self.exit_code(timeout)
 
 
 @pytest.fixture
@@ -293,7 +299,7 @@ def test_workers_0_means_one_per_core(serve):
 
 def test_a_service_that_cannot_load_is_refused_with_the_reason(serve):
     served = serve("service:Missing", "-n", "127.0.0.1")
-    assert served.proc.wait(60) == 1
+    assert served.exit_code() == 1
     assert "a worker could not start: AttributeError" in served.output() and "Missing" in served.output()
     assert "Traceback" in served.output()  # (the worker's, so that the reason is plain)
 
