@@ -206,8 +206,12 @@ class CallRunner:
         """Raise the ValueError of a bad THREADPOOL_SIZE(_MIN) now that a call needs a thread (a multiplex
         daemon, as Pyro5's, takes any value while its calls need none)."""
         if self.pool_size_error is not None:
-            error_type, args = self.pool_size_error
-            raise error_type(*args)  # (a new one each time: one kept would gather every caller's frames)
+            raise self.pool_size_exception()
+
+    def pool_size_exception(self):
+        """A new exception for the bad pool size (one kept would gather every caller's frames)."""
+        error_type, args = self.pool_size_error
+        return error_type(*args)
 
     def _thread_pool(self):
         hub = get_hub()

@@ -734,8 +734,7 @@ class Daemon:
         if self._where(call) == INLINE:
             return self._execute_inline(conn, call)
         if self._calls.pool_size_error is not None:  # (a multiplex daemon, as Pyro5's, takes any THREADPOOL_SIZE)
-            error_type, args = self._calls.pool_size_error
-            return self._error_outcome(call.msg, error_type(*args), False)
+            return self._error_outcome(call.msg, self._calls.pool_size_exception(), False)
         linger = getattr(conn, "lingers", False) and conn.serves_from_thread
         box.append(call)
         del call  # the pool thread may linger on the connection long after the call: it alone holds it
